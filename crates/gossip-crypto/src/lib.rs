@@ -1,0 +1,2 @@
+//! Gossip encryption byte-compatible with HashiCorp memberlist (work in progress).
+#![warn(missing_docs)]
