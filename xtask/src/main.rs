@@ -1,5 +1,8 @@
 //! Project chores: `cargo xtask <task>`.
 
+mod gen_certs;
+
+use std::io::{self, Write as _};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -13,7 +16,10 @@ struct Xtask {
 }
 
 #[derive(Debug, Subcommand)]
-enum Task {}
+enum Task {
+    /// Write a test PKI: a CA plus a certificate and key per server and client node
+    GenCerts(gen_certs::GenCerts),
+}
 
 fn main() -> ExitCode {
     let xtask = match Xtask::try_parse() {
@@ -24,5 +30,16 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    match xtask.task {}
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = match xtask.task {
+        Task::GenCerts(args) => gen_certs::run(&args, &mut out),
+    };
+    match result.and_then(|()| out.flush().map_err(Into::into)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,0 +1,305 @@
+//! `cargo xtask gen-certs`: the test PKI (a CA and one certificate and key
+//! per node), made with the same `consul-sec-pki` functions as
+//! `consul-sec tls ca create` and `tls cert create`.
+//!
+//! Idempotent: a complete set is left alone; missing node certificates are
+//! issued by the existing CA; `--force` deletes the CA and every node
+//! certificate of this dc/domain and starts again.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use consul_sec_pki::files::{load_ca, write_pair};
+use consul_sec_pki::names::{ca_cert_file, ca_key_file, cert_files, cert_prefix};
+use consul_sec_pki::{Ca, CaRequest, CertKind, CertRequest, create_ca, issue_cert};
+
+/// Arguments of `gen-certs`.
+#[derive(Debug, Args)]
+pub(crate) struct GenCerts {
+    /// Datacenter in the certificate names
+    #[arg(long, default_value = "dc1")]
+    dc: String,
+    /// Consul domain in the certificate names
+    #[arg(long, default_value = "consul")]
+    domain: String,
+    /// Number of server certificates (<dc>-server-<domain>-<n>.pem)
+    #[arg(long, default_value_t = 3)]
+    servers: u32,
+    /// Number of client certificates (<dc>-client-<domain>-<n>.pem)
+    #[arg(long, default_value_t = 2)]
+    clients: u32,
+    /// Output directory [default: <workspace>/target/test-pki]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Delete the existing CA and node certificates and make new ones
+    #[arg(long)]
+    force: bool,
+}
+
+impl GenCerts {
+    fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            // xtask/ sits in the workspace root.
+            let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+            xtask_dir.parent().unwrap_or(xtask_dir).join("target").join("test-pki")
+        })
+    }
+
+    /// Every certificate/key pair of the set: the CA first, then servers,
+    /// then clients.
+    fn pairs(&self, dir: &Path) -> Vec<Pair> {
+        let mut pairs = vec![Pair {
+            kind: None,
+            cert: dir.join(ca_cert_file(&self.domain)),
+            key: dir.join(ca_key_file(&self.domain)),
+        }];
+        for (kind, count) in [(CertKind::Server, self.servers), (CertKind::Client, self.clients)] {
+            let prefix = cert_prefix(kind, &self.dc, &self.domain);
+            for n in 0..count {
+                let (cert, key) = cert_files(&prefix, n);
+                pairs.push(Pair { kind: Some(kind), cert: dir.join(cert), key: dir.join(key) });
+            }
+        }
+        pairs
+    }
+}
+
+/// One certificate and its key; `kind` is `None` for the CA.
+struct Pair {
+    kind: Option<CertKind>,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Pair {
+    fn state(&self) -> (bool, bool) {
+        (self.cert.exists(), self.key.exists())
+    }
+}
+
+pub(crate) fn run(args: &GenCerts, out: &mut dyn Write) -> anyhow::Result<()> {
+    let dir = args.out_dir();
+    if args.force {
+        remove_set(args, &dir, out)?;
+    }
+    let pairs = args.pairs(&dir);
+    if pairs.iter().all(|p| p.state() == (true, true)) {
+        writeln!(
+            out,
+            "test PKI in {} is up to date ({} files); use --force to regenerate",
+            dir.display(),
+            pairs.len() * 2
+        )?;
+        return Ok(());
+    }
+    for pair in &pairs {
+        if let (true, false) | (false, true) = pair.state() {
+            bail!(
+                "{} and {} must both exist or both be missing; run with --force to regenerate",
+                pair.cert.display(),
+                pair.key.display()
+            );
+        }
+    }
+
+    let (ca_pair, nodes) = pairs.split_first().context("the set always has a CA")?;
+    let ca = if ca_pair.state() == (true, true) {
+        load_ca(&ca_pair.cert, &ca_pair.key)?
+    } else {
+        if let Some(stale) = nodes.iter().find(|p| p.state() == (true, true)) {
+            bail!(
+                "{} exists but its CA does not; run with --force to regenerate",
+                stale.cert.display()
+            );
+        }
+        let request = CaRequest { domain: args.domain.clone(), ..CaRequest::default() };
+        let issued = create_ca(&request)?;
+        write_pair(&issued, &ca_pair.cert, &ca_pair.key)?;
+        wrote(out, ca_pair)?;
+        Ca::from_pem(&issued.cert_pem, issued.key_pem.as_str())?
+    };
+    for pair in nodes.iter().filter(|p| p.state() == (false, false)) {
+        let Some(kind) = pair.kind else { continue };
+        let request = CertRequest {
+            dc: args.dc.clone(),
+            domain: args.domain.clone(),
+            ..CertRequest::new(kind)
+        };
+        let issued = issue_cert(&ca, &request)?;
+        write_pair(&issued, &pair.cert, &pair.key)?;
+        wrote(out, pair)?;
+    }
+    Ok(())
+}
+
+fn wrote(out: &mut dyn Write, pair: &Pair) -> io::Result<()> {
+    writeln!(out, "wrote {}", pair.cert.display())?;
+    writeln!(out, "wrote {}", pair.key.display())
+}
+
+/// Deletes the CA files and every `<dc>-<server|client>-<domain>-*.pem` in
+/// `dir`, including indices beyond the current counts.
+fn remove_set(args: &GenCerts, dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("{}: listing", dir.display())),
+    };
+    let prefixes = [
+        format!("{}-", cert_prefix(CertKind::Server, &args.dc, &args.domain)),
+        format!("{}-", cert_prefix(CertKind::Client, &args.dc, &args.domain)),
+    ];
+    let ca_files = [ca_cert_file(&args.domain), ca_key_file(&args.domain)];
+    for entry in entries {
+        let entry = entry.with_context(|| format!("{}: listing", dir.display()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = ca_files.contains(&name)
+            || (name.ends_with(".pem") && prefixes.iter().any(|p| name.starts_with(p.as_str())));
+        if ours {
+            let path = entry.path();
+            fs::remove_file(&path).with_context(|| format!("{}: removing", path.display()))?;
+            writeln!(out, "removed {}", path.display())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(dir: &Path, servers: u32, clients: u32, force: bool) -> GenCerts {
+        GenCerts {
+            dc: "dc1".to_owned(),
+            domain: "consul".to_owned(),
+            servers,
+            clients,
+            out: Some(dir.to_owned()),
+            force,
+        }
+    }
+
+    fn run_to_string(args: &GenCerts) -> anyhow::Result<String> {
+        let mut out = Vec::new();
+        run(args, &mut out)?;
+        Ok(String::from_utf8(out).expect("utf-8"))
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// (subject CN, issuer CN, DNS SANs, has serverAuth, has clientAuth)
+    fn inspect(path: &Path) -> (String, String, Vec<String>, bool, bool) {
+        use x509_parser::extensions::{GeneralName, ParsedExtension};
+        let text = fs::read_to_string(path).expect("read cert");
+        let (_, pem) = x509_parser::pem::parse_x509_pem(text.as_bytes()).expect("pem");
+        let cert = pem.parse_x509().expect("x509");
+        let cn = |n: &x509_parser::x509::X509Name<'_>| {
+            n.iter_common_name().next().and_then(|c| c.as_str().ok()).unwrap_or("").to_owned()
+        };
+        let (mut dns, mut server_auth, mut client_auth) = (Vec::new(), false, false);
+        for ext in cert.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    for name in &san.general_names {
+                        if let GeneralName::DNSName(d) = name {
+                            dns.push((*d).to_owned());
+                        }
+                    }
+                }
+                ParsedExtension::ExtendedKeyUsage(eku) => {
+                    server_auth = eku.server_auth;
+                    client_auth = eku.client_auth;
+                }
+                _ => {}
+            }
+        }
+        (cn(cert.subject()), cn(cert.issuer()), dns, server_auth, client_auth)
+    }
+
+    #[test]
+    fn gen_certs_writes_a_set_is_idempotent_and_force_regenerates() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("pki");
+
+        let out = run_to_string(&args(&dir, 2, 1, false)).expect("first run");
+        let expected = [
+            "consul-agent-ca-key.pem",
+            "consul-agent-ca.pem",
+            "dc1-client-consul-0-key.pem",
+            "dc1-client-consul-0.pem",
+            "dc1-server-consul-0-key.pem",
+            "dc1-server-consul-0.pem",
+            "dc1-server-consul-1-key.pem",
+            "dc1-server-consul-1.pem",
+        ];
+        assert_eq!(listing(&dir), expected);
+        assert_eq!(out.lines().count(), 8, "{out}");
+        assert!(out.starts_with(&format!("wrote {}\n", dir.join("consul-agent-ca.pem").display())));
+
+        // The CA and its key belong together; nodes are signed by it with Consul's profiles.
+        let ca_pem = fs::read_to_string(dir.join("consul-agent-ca.pem")).expect("ca");
+        let ca_key = fs::read_to_string(dir.join("consul-agent-ca-key.pem")).expect("key");
+        Ca::from_pem(&ca_pem, &ca_key).expect("CA loads");
+        let (ca_cn, _, _, _, _) = inspect(&dir.join("consul-agent-ca.pem"));
+        let (cn, issuer, dns, server_auth, client_auth) =
+            inspect(&dir.join("dc1-server-consul-1.pem"));
+        assert_eq!((cn.as_str(), issuer.as_str()), ("server.dc1.consul", ca_cn.as_str()));
+        assert_eq!(dns, ["server.dc1.consul", "localhost"]);
+        assert!(server_auth && client_auth);
+        let (cn, _, _, _, _) = inspect(&dir.join("dc1-client-consul-0.pem"));
+        assert_eq!(cn, "client.dc1.consul");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = fs::metadata(dir.join("dc1-client-consul-0-key.pem"))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        // Second run: nothing changes.
+        let before = fs::read(dir.join("dc1-server-consul-0.pem")).expect("read");
+        let out = run_to_string(&args(&dir, 2, 1, false)).expect("second run");
+        assert!(out.contains("is up to date (8 files)"), "{out}");
+        assert_eq!(fs::read(dir.join("dc1-server-consul-0.pem")).expect("read"), before);
+
+        // More servers: only the new one is issued, by the existing CA.
+        let out = run_to_string(&args(&dir, 3, 1, false)).expect("grow");
+        assert_eq!(out.lines().count(), 2, "{out}");
+        assert!(out.contains("dc1-server-consul-2.pem"), "{out}");
+        assert_eq!(inspect(&dir.join("dc1-server-consul-2.pem")).1, ca_cn);
+
+        // A half-present pair is refused rather than guessed at.
+        fs::remove_file(dir.join("dc1-client-consul-0-key.pem")).expect("rm");
+        let err = run_to_string(&args(&dir, 3, 1, false)).expect_err("incomplete");
+        assert!(err.to_string().contains("--force"), "{err}");
+
+        // --force starts over with a new CA.
+        let out = run_to_string(&args(&dir, 2, 1, true)).expect("force");
+        assert!(out.contains("removed "), "{out}");
+        assert_eq!(listing(&dir), expected, "the extra server-2 from before is gone");
+        assert_ne!(fs::read(dir.join("dc1-server-consul-0.pem")).expect("read"), before);
+        assert_ne!(inspect(&dir.join("consul-agent-ca.pem")).0, ca_cn);
+    }
+
+    #[test]
+    fn node_certificates_without_their_ca_are_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        run_to_string(&args(tmp.path(), 1, 0, false)).expect("first");
+        fs::remove_file(tmp.path().join("consul-agent-ca.pem")).expect("rm");
+        fs::remove_file(tmp.path().join("consul-agent-ca-key.pem")).expect("rm");
+        let err = run_to_string(&args(tmp.path(), 1, 0, false)).expect_err("stale");
+        assert!(err.to_string().contains("exists but its CA does not"), "{err}");
+    }
+}
