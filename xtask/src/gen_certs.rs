@@ -3,8 +3,9 @@
 //! `consul-sec tls ca create` and `tls cert create`.
 //!
 //! Idempotent: a complete set is left alone; missing node certificates are
-//! issued by the existing CA; `--force` deletes the CA and every node
-//! certificate of this dc/domain and starts again.
+//! issued by the existing CA; `--force` deletes the CA and every server and
+//! client certificate of the domain (all dcs: they were signed by that CA)
+//! and starts again.
 
 use std::fs;
 use std::io::{self, Write};
@@ -34,7 +35,7 @@ pub(crate) struct GenCerts {
     /// Output directory [default: <workspace>/target/test-pki]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Delete the existing CA and node certificates and make new ones
+    /// Delete the CA and the domain's node certificates (every dc) and make new ones
     #[arg(long)]
     force: bool,
 }
@@ -109,11 +110,10 @@ pub(crate) fn run(args: &GenCerts, out: &mut dyn Write) -> anyhow::Result<()> {
     let ca = if ca_pair.state() == (true, true) {
         load_ca(&ca_pair.cert, &ca_pair.key)?
     } else {
-        if let Some(stale) = nodes.iter().find(|p| p.state() == (true, true)) {
-            bail!(
-                "{} exists but its CA does not; run with --force to regenerate",
-                stale.cert.display()
-            );
+        // Any server or client certificate of this domain, whatever its dc,
+        // was signed by the CA that is gone and would not chain to a new one.
+        if let Some(stale) = node_files(dir.as_path(), &args.domain)?.first() {
+            bail!("{} exists but its CA does not; run with --force to regenerate", stale.display());
         }
         let request = CaRequest { domain: args.domain.clone(), ..CaRequest::default() };
         let issued = create_ca(&request)?;
@@ -140,31 +140,52 @@ fn wrote(out: &mut dyn Write, pair: &Pair) -> io::Result<()> {
     writeln!(out, "wrote {}", pair.key.display())
 }
 
-/// Deletes the CA files and every `<dc>-<server|client>-<domain>-*.pem` in
-/// `dir`, including indices beyond the current counts.
+/// Deletes the CA files and every server and client certificate and key of
+/// the domain in `dir`: those of every dc (they were all signed by this CA)
+/// and indices beyond the current counts.
 fn remove_set(args: &GenCerts, dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("{}: listing", dir.display())),
-    };
-    let prefixes = [
-        format!("{}-", cert_prefix(CertKind::Server, &args.dc, &args.domain)),
-        format!("{}-", cert_prefix(CertKind::Client, &args.dc, &args.domain)),
-    ];
-    let ca_files = [ca_cert_file(&args.domain), ca_key_file(&args.domain)];
-    for entry in entries {
-        let entry = entry.with_context(|| format!("{}: listing", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = ca_files.contains(&name)
-            || (name.ends_with(".pem") && prefixes.iter().any(|p| name.starts_with(p.as_str())));
-        if ours {
-            let path = entry.path();
-            fs::remove_file(&path).with_context(|| format!("{}: removing", path.display()))?;
-            writeln!(out, "removed {}", path.display())?;
-        }
+    let mut paths: Vec<PathBuf> = [ca_cert_file(&args.domain), ca_key_file(&args.domain)]
+        .iter()
+        .map(|name| dir.join(name))
+        .filter(|path| fs::symlink_metadata(path).is_ok())
+        .collect();
+    paths.extend(node_files(dir, &args.domain)?);
+    for path in paths {
+        fs::remove_file(&path).with_context(|| format!("{}: removing", path.display()))?;
+        writeln!(out, "removed {}", path.display())?;
     }
     Ok(())
+}
+
+/// The `<dc>-<server|client>-<domain>-<n>.pem` and `...-<n>-key.pem` files
+/// in `dir` for any dc, sorted; none if `dir` does not exist.
+fn node_files(dir: &Path, domain: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("{}: listing", dir.display())),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        let entry = entry.with_context(|| format!("{}: listing", dir.display()))?;
+        if is_node_file(&entry.file_name().to_string_lossy(), domain) {
+            paths.push(entry.path());
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn is_node_file(name: &str, domain: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".pem") else { return false };
+    let stem = stem.strip_suffix("-key").unwrap_or(stem);
+    let Some((rest, index)) = stem.rsplit_once('-') else { return false };
+    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    [CertKind::Server, CertKind::Client].iter().any(|kind| {
+        rest.strip_suffix(&format!("-{}-{domain}", kind.as_str())).is_some_and(|dc| !dc.is_empty())
+    })
 }
 
 #[cfg(test)]
@@ -291,6 +312,71 @@ mod tests {
         assert_eq!(listing(&dir), expected, "the extra server-2 from before is gone");
         assert_ne!(fs::read(dir.join("dc1-server-consul-0.pem")).expect("read"), before);
         assert_ne!(inspect(&dir.join("consul-agent-ca.pem")).0, ca_cn);
+    }
+
+    #[test]
+    fn force_for_one_dc_also_removes_the_other_dcs_certificates_of_the_old_ca() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dc =
+            |dc: &str, force: bool| GenCerts { dc: dc.to_owned(), ..args(tmp.path(), 1, 1, force) };
+        run_to_string(&dc("dc1", false)).expect("dc1");
+        run_to_string(&dc("dc2", false)).expect("dc2 shares the CA");
+        // A certificate of another domain and a CLI certificate are not ours.
+        fs::write(tmp.path().join("dc1-server-other-0.pem"), "x").expect("write");
+        fs::write(tmp.path().join("dc1-cli-consul-0.pem"), "x").expect("write");
+
+        let out = run_to_string(&dc("dc2", true)).expect("force dc2");
+        assert!(out.contains("removed ") && out.contains("dc1-server-consul-0.pem"), "{out}");
+        let mut expected = vec![
+            "consul-agent-ca-key.pem",
+            "consul-agent-ca.pem",
+            "dc1-cli-consul-0.pem",
+            "dc1-server-other-0.pem",
+            "dc2-client-consul-0-key.pem",
+            "dc2-client-consul-0.pem",
+            "dc2-server-consul-0-key.pem",
+            "dc2-server-consul-0.pem",
+        ];
+        assert_eq!(listing(tmp.path()), expected, "dc1's certificates of the old CA are gone");
+
+        // dc1 is issued afresh by the new CA instead of being "up to date".
+        let ca_cn = inspect(&tmp.path().join("consul-agent-ca.pem")).0;
+        let out = run_to_string(&dc("dc1", false)).expect("dc1 again");
+        assert!(!out.contains("up to date"), "{out}");
+        assert_eq!(inspect(&tmp.path().join("dc1-server-consul-0.pem")).1, ca_cn);
+        expected.extend([
+            "dc1-client-consul-0-key.pem",
+            "dc1-client-consul-0.pem",
+            "dc1-server-consul-0-key.pem",
+            "dc1-server-consul-0.pem",
+        ]);
+        expected.sort_unstable();
+        assert_eq!(listing(tmp.path()), expected);
+    }
+
+    #[test]
+    fn another_dcs_certificates_without_their_ca_are_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        run_to_string(&args(tmp.path(), 1, 0, false)).expect("dc1");
+        fs::remove_file(tmp.path().join("consul-agent-ca.pem")).expect("rm");
+        fs::remove_file(tmp.path().join("consul-agent-ca-key.pem")).expect("rm");
+        let dc2 = GenCerts { dc: "dc2".to_owned(), ..args(tmp.path(), 1, 0, false) };
+        let err = run_to_string(&dc2).expect_err("stale dc1");
+        assert!(err.to_string().contains("dc1-server-consul-0"), "{err}");
+        assert!(err.to_string().contains("exists but its CA does not"), "{err}");
+    }
+
+    #[test]
+    fn node_file_names() {
+        assert!(is_node_file("dc1-server-consul-0.pem", "consul"));
+        assert!(is_node_file("my-dc-client-consul-12-key.pem", "consul"));
+        assert!(is_node_file("dc1-server-my-domain-3.pem", "my-domain"));
+        assert!(!is_node_file("dc1-cli-consul-0.pem", "consul"));
+        assert!(!is_node_file("dc1-server-consul-0.pem", "other"));
+        assert!(!is_node_file("-server-consul-0.pem", "consul"));
+        assert!(!is_node_file("dc1-server-consul-x.pem", "consul"));
+        assert!(!is_node_file("dc1-server-consul-0.txt", "consul"));
+        assert!(!is_node_file("consul-agent-ca.pem", "consul"));
     }
 
     #[test]

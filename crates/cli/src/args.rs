@@ -69,6 +69,9 @@ mod tests {
 
     #[test]
     fn everything_after_double_dash_passes_through() {
-        assert_eq!(norm(&["bin", "validate", "--", "-odd-name"]), ["bin", "validate", "--", "-odd-name"]);
+        assert_eq!(
+            norm(&["bin", "validate", "--", "-odd-name"]),
+            ["bin", "validate", "--", "-odd-name"]
+        );
     }
 }

@@ -45,10 +45,7 @@ fn keys_are_fresh_each_time() {
 
 #[test]
 fn bad_size_is_a_usage_error() {
-    keygen(&["-bytes=20"])
-        .code(2)
-        .stdout("")
-        .stderr(predicates::str::contains("use 16, 24 or 32"));
+    keygen(&["-bytes=20"]).code(2).stdout("").stderr(predicates::str::contains("use 16, 24 or 32"));
     keygen(&["-bytes=abc"]).code(2).stdout("");
 }
 

@@ -98,6 +98,15 @@ fn ca_create_domain_and_name_constraint_flags() {
     let other = tempfile::tempdir().expect("tempdir");
     tls(other.path(), &["ca", "create", "-additional-name-constraint=x.example"]).code(2);
     assert!(files(other.path()).is_empty());
+    // ... and so is an explicit -name-constraint=false, which would otherwise drop it silently.
+    tls(
+        other.path(),
+        &["ca", "create", "-name-constraint=false", "-additional-name-constraint=x.example"],
+    )
+    .code(1)
+    .stdout("")
+    .stderr(contains("-additional-name-constraint requires -name-constraint"));
+    assert!(files(other.path()).is_empty());
 }
 
 #[test]

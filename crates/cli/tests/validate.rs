@@ -88,7 +88,8 @@ fn every_error_is_printed() {
         "\t* bogus_key: invalid config key (in file a.json:1:3)\n",
         "\t* encrpyt: invalid config key (in file a.json:1:19); did you mean \"encrypt\"?\n",
         "\t* ports.https: expected a port number (0-65535, or -1 to disable), found string \"high\" (in file a.json:1:45)\n",
-        "\t* data_dir: data_dir cannot be empty",
+        // validate has no -data-dir flag; the message must not suggest one.
+        "\t* data_dir: data_dir cannot be empty: set it in a file, with CONSUL_SEC_DATA_DIR or with the agent's -data-dir flag\n",
         "\t* tls.defaults.verify_server_hostname: verify_server_hostname is only valid in the tls.internal_rpc stanza (in file b.hcl:2:14)",
     ] {
         assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");

@@ -84,7 +84,7 @@ pub(crate) fn parse(text: &str, format: FileFormat, path: &Path) -> Result<Dict,
             format: "JSON",
             line: (err.line() > 0).then_some(err.line()),
             column: (err.column() > 0).then_some(err.column()),
-            message: strip_json_position(&err.to_string()),
+            message: json_message(&err, text),
             hint: None,
         }),
         FileFormat::Hcl => Hcl::from_str::<Dict>(text).map_err(|err| {
@@ -107,6 +107,24 @@ pub(crate) fn parse(text: &str, format: FileFormat, path: &Path) -> Result<Dict,
             }
         }),
     }
+}
+
+/// The parser's message, except for a file that is valid JSON but not an
+/// object: serde_json would quote the value (`invalid type: string
+/// "<the gossip key>", expected a map`), so only its kind is named.
+fn json_message(err: &serde_json::Error, text: &str) -> String {
+    if err.classify() == serde_json::error::Category::Data {
+        let kind = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::String(_)) => "a string",
+            Ok(serde_json::Value::Array(_)) => "a list",
+            Ok(serde_json::Value::Number(_)) => "a number",
+            Ok(serde_json::Value::Bool(_)) => "a boolean",
+            Ok(serde_json::Value::Null) => "null",
+            Ok(serde_json::Value::Object(_)) | Err(_) => "a value that is not an object",
+        };
+        return format!("the file must hold a JSON object, found {kind}");
+    }
+    strip_json_position(&err.to_string())
 }
 
 /// serde_json appends " at line L column C"; the location is already in
@@ -145,6 +163,19 @@ fn line_hint(line: &str) -> Option<String> {
              (quoted keys are fine inside an object value such as `node_meta = {{ \"{name}\" = ... }}`)"
         ));
     }
+    // `tls { internal_rpc { verify_server_hostname = true } }`: a block inside a one-line block.
+    if let Some(rewritten) = nested_one_line_blocks(trimmed) {
+        // Never repeat a line that might hold the gossip key.
+        let example = if trimmed.contains("encrypt") {
+            "`name = { inner = { ... } }`".to_owned()
+        } else {
+            format!("`{rewritten}`")
+        };
+        return Some(format!(
+            "HCL1 allowed a block inside a one-line block; put each block's braces on lines of \
+             their own, or use object values: {example}"
+        ));
+    }
     // `ports { https = 8501, dns = 8600 }`: several attributes on one line of a block.
     if let Some((head, body)) = trimmed.split_once('{') {
         let head = head.trim();
@@ -167,6 +198,39 @@ fn line_hint(line: &str) -> Option<String> {
     None
 }
 
+/// For a line that opens a block and, on the same line, another block
+/// inside it (`a { b { c = 1 } }`), the same line with every block written
+/// as an object value (`a = { b = { c = 1 } }`).
+fn nested_one_line_blocks(line: &str) -> Option<String> {
+    let line = line.trim_end();
+    if !line.ends_with('}') {
+        return None;
+    }
+    let mut rewritten = String::with_capacity(line.len() + 8);
+    let mut blocks = 0;
+    for (index, c) in line.char_indices() {
+        if c == '{' {
+            let before = line.get(..index).unwrap_or_default().trim_end();
+            let opens_block = !before.is_empty()
+                && before.rsplit(|c: char| c.is_whitespace() || c == '{').next().is_some_and(
+                    |word| {
+                        !word.is_empty()
+                            && word
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    },
+                );
+            if opens_block {
+                blocks += 1;
+                rewritten.truncate(rewritten.trim_end().len());
+                rewritten.push_str(" = ");
+            }
+        }
+        rewritten.push(c);
+    }
+    (blocks >= 2).then_some(rewritten)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,10 +249,61 @@ mod tests {
     }
 
     #[test]
+    fn hint_for_a_block_inside_a_one_line_block() {
+        let hint = line_hint("tls { internal_rpc { verify_server_hostname = true } }").unwrap();
+        assert!(
+            hint.contains("`tls = { internal_rpc = { verify_server_hostname = true } }`"),
+            "{hint}"
+        );
+        let hint =
+            line_hint("tls { defaults { verify_incoming = true, ca_file = \"a\" } }").unwrap();
+        assert!(
+            hint.contains("`tls = { defaults = { verify_incoming = true, ca_file = \"a\" } }`"),
+            "{hint}"
+        );
+        // The suggested form parses to the same object as the block form.
+        let one_line: Dict =
+            Hcl::from_str("tls = { internal_rpc = { verify_server_hostname = true } }").unwrap();
+        let blocks: Dict =
+            Hcl::from_str("tls {\n  internal_rpc {\n    verify_server_hostname = true\n  }\n}\n")
+                .unwrap();
+        assert_eq!(one_line, blocks);
+    }
+
+    #[test]
     fn no_hint_for_ordinary_lines() {
         assert_eq!(line_hint("ports = { https = 8501, dns = 8600 }"), None);
         assert_eq!(line_hint("encrypt = \"x\""), None);
         assert_eq!(line_hint("ports {"), None);
+        assert_eq!(line_hint("tls = { internal_rpc = { verify_server_hostname = true } }"), None);
+        assert_eq!(line_hint("node_meta { a = \"{x}\" }"), None);
+    }
+
+    #[test]
+    fn a_json_file_that_is_not_an_object_is_described_not_quoted() {
+        let key = "W4ftjre1IdBrU3AvmyTN8NaJpe/xRW4gxzs03e2Pxqk=";
+        for (text, kind) in [
+            (format!("\"{key}\""), "a string"),
+            (format!("[\"{key}\"]"), "a list"),
+            ("42".to_owned(), "a number"),
+            ("null".to_owned(), "null"),
+        ] {
+            let err = parse(&text, FileFormat::Json, Path::new("k.json")).unwrap_err();
+            let message = err.to_string();
+            assert!(!message.contains(key), "{message}");
+            assert!(
+                message.ends_with(&format!(
+                    "failed to parse JSON: the file must hold a JSON object, found {kind}"
+                )),
+                "{message}"
+            );
+        }
+        // Syntax errors keep the parser's words.
+        let err = parse("{\"a\": ", FileFormat::Json, Path::new("k.json")).unwrap_err();
+        assert!(
+            err.to_string().ends_with("failed to parse JSON: EOF while parsing a value"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -142,6 +142,9 @@ where
         .iter()
         .fold(Figment::new(), |figment, s| figment.admerge(source::SourceProvider(s)));
     let mut resolver = resolve::Resolver::new(&figment, &sources, options.dev);
+    resolver.sources_incomplete = errors.iter().any(|e| {
+        matches!(e, Error::Io { .. } | Error::Parse { .. } | Error::UnknownExtension { .. })
+    });
     let config = resolver.resolve();
     source::attach_positions(&mut resolver.errors, &sources);
     errors.append(&mut resolver.errors);

@@ -42,6 +42,9 @@ pub(crate) struct Resolver<'a> {
     figment: &'a Figment,
     sources: &'a [Source],
     dev: bool,
+    /// A file could not be read or parsed: a required key may be in it, so
+    /// its absence is not reported on top of that error.
+    pub(crate) sources_incomplete: bool,
     pub(crate) errors: Vec<Error>,
     pub(crate) warnings: Vec<Warning>,
     pub(crate) shown: Vec<Provenance>,
@@ -60,6 +63,7 @@ impl<'a> Resolver<'a> {
             figment,
             sources,
             dev,
+            sources_incomplete: false,
             errors: Vec::new(),
             warnings: Vec::new(),
             shown: Vec::new(),
@@ -257,11 +261,11 @@ impl<'a> Resolver<'a> {
     fn data_dir(&mut self) -> Option<PathBuf> {
         let found = self.string("data_dir").filter(|(s, _)| !s.is_empty());
         let Some((dir, origin)) = found else {
-            if !self.dev {
+            if !self.dev && !self.sources_incomplete {
                 self.invalid(
                     "data_dir",
                     None,
-                    "data_dir cannot be empty: set it in a file, with CONSUL_SEC_DATA_DIR or with -data-dir",
+                    "data_dir cannot be empty: set it in a file, with CONSUL_SEC_DATA_DIR or with the agent's -data-dir flag",
                 );
             }
             return None;
@@ -409,14 +413,15 @@ impl<'a> Resolver<'a> {
             this.show(SECTION, key, value.to_string(), origin.clone(), None);
             (value, origin)
         };
-        let (encrypt_verify_incoming, in_origin) = flag(self, "encrypt_verify_incoming", true);
-        let (encrypt_verify_outgoing, _) = flag(self, "encrypt_verify_outgoing", true);
+        let (encrypt_verify_incoming, _) = flag(self, "encrypt_verify_incoming", true);
+        let (encrypt_verify_outgoing, out_origin) = flag(self, "encrypt_verify_outgoing", true);
         let (disable_keyring_file, _) = flag(self, "disable_keyring_file", self.dev);
         if encrypt.is_some() && encrypt_verify_incoming && !encrypt_verify_outgoing {
             self.warn(
                 "encrypt_verify_outgoing = false with encrypt_verify_incoming = true: this agent sends plaintext \
                  gossip but drops plaintext from other agents; the upshift procedure turns verify_outgoing on first",
-                Some(in_origin),
+                // Point at the setting to change: the `false`.
+                Some(out_origin),
             );
         }
         GossipSettings {

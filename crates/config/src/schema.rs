@@ -297,15 +297,25 @@ pub(crate) fn integer(n: Num) -> Option<i128> {
 
 /// A short description of a value for "found ..." (never the value itself
 /// when it is secret).
+///
+/// A string that decodes as a gossip key is not shown either, wherever it
+/// was written: a key pasted under the wrong name is still a key.
 pub(crate) fn describe(value: &Value, secret: bool) -> String {
     match value {
         Value::String(_, s) if secret => format!("a string of {} characters", s.chars().count()),
+        Value::String(_, s) if looks_like_gossip_key(s) => format!(
+            "a string of {} characters that looks like a gossip encryption key (not shown)",
+            s.chars().count()
+        ),
         Value::String(_, s) => {
             let shown: String = s.chars().take(60).collect();
             let more = if s.chars().count() > 60 { "..." } else { "" };
             format!("string {shown:?}{more}")
         }
-        _ if secret => "a value that is not a string".to_owned(),
+        // The kind of a secret value, never its content.
+        Value::Char(..) if secret => "a character".to_owned(),
+        Value::Bool(..) if secret => "a boolean".to_owned(),
+        Value::Num(..) if secret => "a number".to_owned(),
         Value::Char(_, c) => format!("character {c:?}"),
         Value::Bool(_, b) => format!("boolean {b}"),
         Value::Num(_, n) => match (integer(*n), n.to_f64()) {
@@ -319,6 +329,10 @@ pub(crate) fn describe(value: &Value, secret: bool) -> String {
             format!("a list of {} item{}", items.len(), if items.len() == 1 { "" } else { "s" })
         }
     }
+}
+
+fn looks_like_gossip_key(text: &str) -> bool {
+    consul_sec_gossip_crypto::SecretKey::from_base64(text.trim()).is_ok()
 }
 
 /// "Did you mean": the closest sibling key, or the full path of a known key
@@ -418,6 +432,34 @@ mod tests {
         let mut errors = Vec::new();
         check_source(&mut d, &Origin::Default, ValueSyntax::Typed, &mut errors);
         assert!(!errors[0].to_string().contains("abcdefsecret"));
+    }
+
+    #[test]
+    fn wrongly_typed_secrets_name_their_kind_only() {
+        let (_, errors) = check(r#"{"encrypt": 12345}"#);
+        assert_eq!(
+            errors[0].to_string(),
+            "encrypt: expected a string, found a number (in default)"
+        );
+        let (_, errors) = check(r#"{"encrypt": ["abcdefsecret"]}"#);
+        assert_eq!(
+            errors[0].to_string(),
+            "encrypt: expected a string, found a list of 1 item (in default)"
+        );
+    }
+
+    #[test]
+    fn a_gossip_key_under_the_wrong_name_is_not_echoed() {
+        let key = "wfKz4ACrCDDgnHfk8Nj/kydFGtGNWI4f4cfeRgdNDoQ=";
+        let (_, errors) = check(&format!(r#"{{"encrypt_verify_incoming": "{key}"}}"#));
+        assert_eq!(
+            errors[0].to_string(),
+            "encrypt_verify_incoming: expected a boolean (true or false), found a string of 44 \
+             characters that looks like a gossip encryption key (not shown) (in default)"
+        );
+        // Ordinary strings are still shown.
+        let (_, errors) = check(r#"{"encrypt_verify_incoming": "sometimes"}"#);
+        assert!(errors[0].to_string().contains("found string \"sometimes\""), "{errors:?}");
     }
 
     #[test]

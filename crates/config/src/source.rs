@@ -279,7 +279,7 @@ fn read_file(
     errors: &mut Vec<Error>,
     warnings: &mut Vec<Warning>,
 ) {
-    let text = match fs::read_to_string(path) {
+    let text = match read_limited(path) {
         Ok(text) => text,
         Err(source) => {
             errors.push(Error::Io { path: path.to_owned(), action: "read", source });
@@ -309,6 +309,30 @@ fn read_file(
         }
         Err(err) => errors.push(err),
     }
+}
+
+/// The largest configuration file read. Consul's files are a few
+/// kilobytes; the cap keeps a mistake such as `/dev/zero` or a disk image
+/// from exhausting memory.
+pub(crate) const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a UTF-8 file of at most [`MAX_FILE_BYTES`].
+fn read_limited(path: &Path) -> io::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    fs::File::open(path)?.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {} MiB, the limit for a config file", MAX_FILE_BYTES >> 20),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+        )
+    })
 }
 
 /// Gives errors about a key of a file the line and column of that key,
@@ -399,6 +423,19 @@ where
     let mut out = Vec::new();
     for (_, name, path, value) in found {
         let origin = Origin::Env(name);
+        if path.iter().any(String::is_empty) {
+            // `CONSUL_SEC___X`, `CONSUL_SEC_TLS__`, `CONSUL_SEC_NODE_META__`: no key
+            // can be empty, and a node_meta entry named "" must not slip through.
+            errors.push(Error::Invalid {
+                position: None,
+                key: path.join("."),
+                origin: Some(origin),
+                message: "empty key name in the variable name (a `__` at the start or end, \
+                          or repeated)"
+                    .to_owned(),
+            });
+            continue;
+        }
         let Some(value) = value else {
             errors.push(Error::Invalid {
                 position: None,
@@ -602,6 +639,69 @@ mod tests {
             errors[0].to_string(),
             "datacenter: value is not valid UTF-8 (in environment variable CONSUL_SEC_DATACENTER)"
         );
+    }
+
+    #[test]
+    fn env_names_with_an_empty_key_are_errors() {
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        let sources = env(
+            [
+                ("CONSUL_SEC___X", "1"),
+                ("CONSUL_SEC_NODE_META__", "x"),
+                ("CONSUL_SEC_TLS____DEFAULTS", "x"),
+            ],
+            &mut errors,
+            &mut warnings,
+        );
+        assert!(sources.is_empty());
+        let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let suffix =
+            "empty key name in the variable name (a `__` at the start or end, or repeated)";
+        assert_eq!(
+            texts,
+            [
+                format!("node_meta.: {suffix} (in environment variable CONSUL_SEC_NODE_META__)"),
+                format!(
+                    "tls..defaults: {suffix} (in environment variable CONSUL_SEC_TLS____DEFAULTS)"
+                ),
+                format!(".x: {suffix} (in environment variable CONSUL_SEC___X)"),
+            ]
+        );
+    }
+
+    #[test]
+    fn oversized_and_binary_files_are_refused_without_reading_them_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let big = dir.path().join("big.json");
+        // Sparse: a huge file that costs no disk space.
+        fs::File::create(&big).expect("create").set_len(MAX_FILE_BYTES + 1).expect("set_len");
+        let binary = dir.path().join("bin.hcl");
+        fs::write(&binary, b"a = 1\n\xff\xfe").expect("write");
+        let mut paths = vec![ConfigPath::File(big.clone()), ConfigPath::File(binary.clone())];
+        #[cfg(unix)]
+        paths.push(ConfigPath::File(PathBuf::from("/dev/zero")));
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        let sources = files(&paths, Some(FileFormat::Json), &mut errors, &mut warnings);
+        assert!(sources.is_empty());
+        let texts: Vec<String> = errors
+            .iter()
+            .map(|e| match std::error::Error::source(e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            })
+            .collect();
+        let mut expected = vec![
+            format!(
+                "{}: read failed: larger than 16 MiB, the limit for a config file",
+                big.display()
+            ),
+            format!("{}: read failed: not UTF-8 text (invalid byte at offset 6)", binary.display()),
+        ];
+        #[cfg(unix)]
+        expected.push(
+            "/dev/zero: read failed: larger than 16 MiB, the limit for a config file".to_owned(),
+        );
+        assert_eq!(texts, expected);
     }
 
     #[test]

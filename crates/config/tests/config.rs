@@ -181,6 +181,34 @@ mod keys_and_defaults {
     }
 
     #[test]
+    fn plaintext_out_but_not_in_is_warned_naming_where_false_was_set() {
+        let (dir, result) = load_files(&[
+            ("a.json", &format!("{{\"encrypt\": \"{DOCS_KEY}\"}}")),
+            ("b.hcl", "encrypt_verify_outgoing = false\n"),
+        ]);
+        let loaded = result.expect("valid");
+        let warning = loaded
+            .warnings
+            .iter()
+            .find(|w| w.message.starts_with("encrypt_verify_outgoing = false with"))
+            .expect("warned");
+        assert_eq!(warning.origin, Some(Origin::File(dir.path().join("b.hcl"))));
+        assert!(
+            warning
+                .to_string()
+                .ends_with(&format!("(in file {})", dir.path().join("b.hcl").display()))
+        );
+        // Both off is the first step of the upshift procedure, not a mistake.
+        let loaded = ok(&[(
+            "c.json",
+            &format!(
+                "{{\"encrypt\": \"{DOCS_KEY}\", \"encrypt_verify_incoming\": false, \"encrypt_verify_outgoing\": false}}"
+            ),
+        )]);
+        assert!(!warnings(&loaded).iter().any(|w| w.starts_with("encrypt_verify_outgoing")));
+    }
+
+    #[test]
     fn empty_encrypt_means_unset() {
         let loaded = ok(&[("e.json", r#"{"encrypt": ""}"#)]);
         assert!(loaded.config.gossip.encrypt.is_none());
@@ -660,6 +688,27 @@ mod errors {
         let failure = load(&LoadOptions::default(), NO_ENV).unwrap_err();
         assert_eq!(failure.errors.len(), 1);
         assert!(failure.errors[0].to_string().starts_with("data_dir: data_dir cannot be empty"));
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_not_also_blamed_for_a_missing_data_dir() {
+        // data_dir is written in the broken file; only the syntax error is reported.
+        let (dir, paths) = write(&[("a.json", r#"{"data_dir": "/tmp", "#)]);
+        let options = LoadOptions {
+            paths: paths.iter().cloned().map(ConfigPath::File).collect(),
+            ..LoadOptions::default()
+        };
+        let failure = load(&options, NO_ENV).unwrap_err();
+        let messages: Vec<String> = failure.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert!(messages[0].starts_with(&format!("{}:1:", dir.path().join("a.json").display())));
+        // The same for a file that cannot be read at all.
+        let options = LoadOptions {
+            paths: vec![ConfigPath::File(dir.path().join("missing.json"))],
+            ..LoadOptions::default()
+        };
+        let failure = load(&options, NO_ENV).unwrap_err();
+        assert!(matches!(&failure.errors[..], [Error::Io { .. }]), "{:?}", failure.errors);
     }
 
     #[test]

@@ -30,8 +30,8 @@ pub struct CaRequest {
     /// Extra permitted DNS domains (`-additional-name-constraint`), used only
     /// with `name_constraint`.
     pub additional_name_constraints: Vec<String>,
-    /// Subject common name (`-common-name`); `None` gives Consul's
-    /// `Consul Agent CA <serial in decimal>`.
+    /// Subject common name (`-common-name`); `None` or an empty name gives
+    /// Consul's `Consul Agent CA <serial in decimal>`.
     pub common_name: Option<String>,
 }
 
@@ -81,8 +81,11 @@ pub fn create_ca(request: &CaRequest) -> Result<Issued> {
     let serial = random_serial();
     let mut params = CertificateParams::default();
     params.serial_number = Some(SerialNumber::from_slice(&serial.to_be_bytes()));
-    let common_name =
-        request.common_name.clone().unwrap_or_else(|| format!("Consul Agent CA {serial}"));
+    // An empty name is Consul's flag default, not a request for an empty subject.
+    let common_name = match request.common_name.as_deref() {
+        Some(name) if !name.is_empty() => name.to_owned(),
+        _ => format!("Consul Agent CA {serial}"),
+    };
     let mut subject = DistinguishedName::new();
     subject.push(DnType::CommonName, common_name);
     params.distinguished_name = subject;

@@ -104,20 +104,57 @@ impl rcgen::SigningKey for PrivateKey {
 ///
 /// `origin` names the key in errors (a path, or "CA key").
 pub fn read_signing_key(pem: &str, origin: &str) -> Result<PrivateKey> {
-    let decode_error = |source: Box<dyn std::error::Error + Send + Sync>| Error::KeyDecode {
+    let decode_error = |source: &dyn std::error::Error| Error::KeyDecode {
         origin: origin.to_owned(),
-        source,
+        source: Box::new(Reason::from_chain(source)),
     };
+    // The PEM decoders explain a missing block with messages about
+    // encapsulation boundaries or NUL bytes; say what is wrong instead.
+    if pem.trim().is_empty() {
+        return Err(decode_error(&Reason("the file is empty".to_owned())));
+    }
+    if !pem.contains("-----BEGIN ") {
+        return Err(decode_error(&Reason("no PEM block found".to_owned())));
+    }
     // `from_pem` dispatches on the PEM label: PKCS#8 or SEC1.
-    let secret =
-        p256::SecretKey::from_pem(pem.trim_start()).map_err(|e| decode_error(Box::new(e)))?;
+    let secret = p256::SecretKey::from_pem(pem.trim_start()).map_err(|e| decode_error(&e))?;
     let pkcs8 = secret
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|_| Error::KeyEncode { origin: origin.to_owned() })?;
     let pair = rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(&pkcs8, &rcgen::PKCS_ECDSA_P256_SHA256)
-        .map_err(|e| decode_error(Box::new(e)))?;
+        .map_err(|e| decode_error(&e))?;
     Ok(PrivateKey { secret, pair })
 }
+
+/// A decoder's explanation flattened into one message: the PEM and DER
+/// decoders nest errors whose texts repeat each other, which an error
+/// report that prints the whole chain would show twice.
+#[derive(Debug)]
+struct Reason(String);
+
+impl Reason {
+    fn from_chain(err: &dyn std::error::Error) -> Reason {
+        let mut text = err.to_string();
+        let mut next = err.source();
+        while let Some(cause) = next {
+            let part = cause.to_string();
+            if !text.contains(&part) {
+                text.push_str(": ");
+                text.push_str(&part);
+            }
+            next = cause.source();
+        }
+        Reason(text)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Reason {}
 
 /// Writes a private key as SEC1 PEM (`-----BEGIN EC PRIVATE KEY-----`), the
 /// only private-key form Consul's `tls cert create` reads.
@@ -157,6 +194,41 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("ca-key.pem: not a P-256 private key"), "{text}");
         assert!(matches!(err, Error::KeyDecode { .. }));
+    }
+
+    /// Every cause of a decode error, as `{:#}` in the CLI prints them.
+    fn chain(err: &Error) -> Vec<String> {
+        let mut out = vec![err.to_string()];
+        let mut next = std::error::Error::source(err);
+        while let Some(cause) = next {
+            out.push(cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+
+    #[test]
+    fn empty_or_pem_less_key_files_say_so() {
+        let err = read_signing_key("", "k.pem").expect_err("empty");
+        assert_eq!(chain(&err)[1..], ["the file is empty"]);
+        let err = read_signing_key("  \n", "k.pem").expect_err("blank");
+        assert_eq!(chain(&err)[1..], ["the file is empty"]);
+        let err = read_signing_key("not a key at all", "k.pem").expect_err("no pem");
+        assert_eq!(chain(&err)[1..], ["no PEM block found"]);
+    }
+
+    #[test]
+    fn decoder_causes_are_not_repeated() {
+        // A truncated key: the decoders nest errors with the same text.
+        let key = PrivateKey::generate().expect("generate");
+        let sec1 = write_signing_key(&key).expect("sec1");
+        let err = read_signing_key(&sec1.as_str()[..100], "k.pem").expect_err("truncated");
+        let causes = chain(&err);
+        assert_eq!(causes.len(), 2, "{causes:?}");
+        let parts: Vec<&str> = causes[1].split(": ").collect();
+        let mut unique = parts.clone();
+        unique.dedup();
+        assert_eq!(parts, unique, "{causes:?}");
     }
 
     #[test]

@@ -140,6 +140,10 @@ pub(crate) fn run(args: TlsArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 fn ca_create(args: CaCreateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    // clap's `requires` is satisfied by an explicit `-name-constraint=false`.
+    if !args.name_constraint && !args.additional_name_constraint.is_empty() {
+        bail!("-additional-name-constraint requires -name-constraint");
+    }
     let request = CaRequest {
         domain: args.domain,
         days: args.days,

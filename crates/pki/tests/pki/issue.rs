@@ -47,6 +47,13 @@ fn ca_days_common_name_and_zero_days() {
     assert_eq!(f.cn, "Test CA");
     assert_validity(&f, 10);
 
+    // `-common-name=""` is Consul's default: the serial name, never an empty subject.
+    let (issued, _) =
+        new_ca_with(&CaRequest { common_name: Some(String::new()), ..CaRequest::default() });
+    let f = fields(&issued.cert_pem);
+    let serial = f.serial.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    assert_eq!(f.cn, format!("Consul Agent CA {serial}"));
+
     // Consul's generator turns 0 days into 365.
     let (issued, _) = new_ca_with(&CaRequest { days: 0, ..CaRequest::default() });
     assert_validity(&fields(&issued.cert_pem), 365);
@@ -225,4 +232,22 @@ fn pkcs8_and_sec1_keys_both_sign() {
     assert_eq!(written.as_str(), ca_files.key_pem.as_str());
     let fresh = PrivateKey::generate().expect("generate");
     assert_ne!(fresh.public_key_raw(), key.public_key_raw());
+}
+
+#[test]
+fn an_expired_ca_is_refused() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, date_time_ymd};
+    let key = PrivateKey::generate().expect("generate");
+    let mut params = CertificateParams::default();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_before = date_time_ymd(2020, 1, 1);
+    params.not_after = date_time_ymd(2021, 1, 1);
+    let cert = params.self_signed(&key).expect("self-signed");
+    let key_pem = write_signing_key(&key).expect("sec1");
+    let err = Ca::from_pem(&cert.pem(), key_pem.as_str()).expect_err("expired");
+    assert!(matches!(err, Error::CaNotValidNow { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with("CA certificate: CA certificate is not valid now"),
+        "{err}"
+    );
 }
