@@ -83,7 +83,7 @@ pub use error::{Error, LoadFailure, Origin, Position, Warning};
 pub use format::{FileFormat, Hcl};
 pub use resolve::Provenance;
 pub use settings::{AgentSettings, Config, GossipSettings, LogLevel, Ports, TlsSettings};
-pub use source::{ConfigPath, ENV_PREFIX, Flags};
+pub use source::{ConfigPath, ENV_PREFIX, Flags, TOOLING_ENV_VARS};
 
 /// What to load: the paths and flags of one agent (or `validate`) run.
 #[derive(Debug, Default, Clone)]

@@ -20,6 +20,12 @@ use crate::schema::{FLAT_TLS_KEYS, ValueSyntax, check_source};
 /// The prefix of environment variables that configure the agent.
 pub const ENV_PREFIX: &str = "CONSUL_SEC_";
 
+/// `CONSUL_SEC_` variables that belong to the project's test and CI tooling
+/// (interop switch, shared-material path, Go tool path), not to the agent's
+/// configuration; they are never read as config keys.
+pub const TOOLING_ENV_VARS: &[&str] =
+    &["CONSUL_SEC_INTEROP", "CONSUL_SEC_SHARED", "CONSUL_SEC_MEMBERLIST_CRYPTO"];
+
 /// The built-in defaults (Consul's, for the keys consul-sec reads).
 const DEFAULTS: &str = r#"{
   "datacenter": "dc1",
@@ -411,7 +417,7 @@ where
     for (name, value) in vars {
         let Some(name) = name.as_ref().to_str() else { continue };
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
-        if rest.is_empty() {
+        if rest.is_empty() || TOOLING_ENV_VARS.contains(&name) {
             continue;
         }
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
@@ -639,6 +645,23 @@ mod tests {
             errors[0].to_string(),
             "datacenter: value is not valid UTF-8 (in environment variable CONSUL_SEC_DATACENTER)"
         );
+    }
+
+    #[test]
+    fn tooling_variables_are_not_config_keys() {
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        let sources = env(
+            [
+                ("CONSUL_SEC_INTEROP", "1"),
+                ("CONSUL_SEC_SHARED", "/work/shared"),
+                ("CONSUL_SEC_MEMBERLIST_CRYPTO", "/tmp/memberlist-crypto"),
+                ("CONSUL_SEC_DATACENTER", "dc9"),
+            ],
+            &mut errors,
+            &mut warnings,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(sources.len(), 1, "only CONSUL_SEC_DATACENTER is a config source");
     }
 
     #[test]

@@ -1,0 +1,212 @@
+//! Issue 6 performance: membership convergence on loopback for consul-sec
+//! nodes (tasks with real sockets) next to real `serf agent` processes
+//! started the same way, and a key install + use + remove round over 50
+//! consul-sec nodes.
+//!
+//! Run: `cargo bench -p consul-sec-agent --bench gossip_loopback -- --warm-up-time 1 --measurement-time 3`.
+//! The serf cases are skipped (with a note) when `serf` is not on PATH.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use consul_sec_agent::transport::{GossipNode, GossipOptions};
+use consul_sec_gossip::{Config, GossipSecurity, MemberStatus};
+use consul_sec_gossip_crypto::{KeySize, Keyring, SecretKey};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+
+fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+async fn start_nodes(n: usize, key: &SecretKey) -> Vec<GossipNode> {
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut config = Config::new(format!("bench-{i}"), any_port());
+        config.rng_seed = i as u64;
+        config.security = GossipSecurity::new(Keyring::from_keys([key.clone()]).unwrap());
+        let opts = GossipOptions { config, bind: any_port(), keyring_file: None };
+        nodes.push(GossipNode::start(opts).await.unwrap());
+    }
+    nodes
+}
+
+async fn converge(nodes: &[GossipNode]) {
+    let seed = nodes[0].local_addr();
+    let seeds = [seed];
+    for node in &nodes[1..] {
+        node.join(&seeds).await.unwrap();
+    }
+    let n = nodes.len();
+    while !nodes
+        .iter()
+        .all(|x| x.members().iter().filter(|m| m.status == MemberStatus::Alive).count() == n)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+struct Serf(Vec<(Child, tempfile::TempDir)>);
+
+impl Drop for Serf {
+    fn drop(&mut self) {
+        for (c, _) in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    // Never hand out the same port twice in one process: the ports are
+    // released before serf binds them, so a repeat would collide.
+    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let mut used = USED.lock().unwrap();
+        if !used.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            used.push(port);
+            return port;
+        }
+    }
+}
+
+/// Starts `n` serf agents (each joining the first) and returns the time
+/// until every agent has logged a member-join for all `n` members, or
+/// `None` (with a note) when that did not happen within 30 s.
+fn serf_converge(n: usize, key: &SecretKey) -> Option<Duration> {
+    let start = Instant::now();
+    let mut agents = Serf(Vec::new());
+    let first = free_port();
+    for i in 0..n {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let port = if i == 0 { first } else { free_port() };
+        let mut cmd = Command::new("serf");
+        cmd.arg("agent")
+            .arg(format!("-node=serf-{i}"))
+            .arg(format!("-bind=127.0.0.1:{port}"))
+            .arg(format!("-rpc-addr=127.0.0.1:{}", free_port()))
+            .arg(format!("-encrypt={}", key.to_base64().as_str()));
+        if i > 0 {
+            cmd.arg(format!("-join=127.0.0.1:{first}"));
+        }
+        let child =
+            cmd.stdout(log.try_clone().unwrap()).stderr(log).stdin(Stdio::null()).spawn().unwrap();
+        agents.0.push((child, dir));
+        if i == 0 {
+            // `-join` is fatal when the seed is not listening yet.
+            let log = agents.0[0].1.path().join("log");
+            while !std::fs::read_to_string(&log).unwrap_or_default().contains("EventMemberJoin") {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "first serf agent did not start"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+    loop {
+        let done = agents.0.iter().all(|(_, dir)| {
+            let text = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+            let names: HashSet<&str> = text
+                .lines()
+                .filter_map(|l| l.split("EventMemberJoin: ").nth(1))
+                .filter_map(|rest| rest.split_whitespace().next())
+                .collect();
+            names.len() == n
+        });
+        if done {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let exited =
+                agents.0.iter_mut().filter_map(|(c, _)| c.try_wait().ok().flatten()).count();
+            eprintln!("note: {n} serf agents did not converge in 30 s ({exited} exited); retrying");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn bench_converge(c: &mut Criterion) {
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let key = SecretKey::generate(KeySize::Aes256).unwrap();
+    let serf = Command::new("serf").arg("version").output().is_ok();
+    if !serf {
+        eprintln!("serf not on PATH: skipping the serf comparison");
+    }
+    let mut g = c.benchmark_group("converge");
+    g.sample_size(10);
+    for n in [10usize, 50] {
+        g.bench_with_input(BenchmarkId::new("consul-sec", n), &n, |b, &n| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += rt.block_on(async {
+                        let t = Instant::now();
+                        let nodes = start_nodes(n, &key).await;
+                        converge(&nodes).await;
+                        t.elapsed()
+                    });
+                }
+                total
+            })
+        });
+        if serf {
+            g.bench_with_input(BenchmarkId::new("serf", n), &n, |b, &n| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| {
+                            (0..3)
+                                .find_map(|_| serf_converge(n, &key))
+                                .expect("serf agents converge in one of three attempts")
+                        })
+                        .sum()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn bench_rotation(c: &mut Criterion) {
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let key = SecretKey::generate(KeySize::Aes256).unwrap();
+    let nodes = rt.block_on(async {
+        let nodes = start_nodes(50, &key).await;
+        converge(&nodes).await;
+        nodes
+    });
+    let mut g = c.benchmark_group("rotation");
+    g.sample_size(10);
+    g.bench_function("install+use+remove/consul-sec/50", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let new = SecretKey::generate(KeySize::Aes256).unwrap();
+                let old = nodes[0].security().keyring.primary_key().unwrap();
+                total += rt.block_on(async {
+                    let t = Instant::now();
+                    for r in [
+                        nodes[0].install_key(new.as_bytes()).await.unwrap(),
+                        nodes[1].use_key(new.as_bytes()).await.unwrap(),
+                        nodes[2].remove_key(old.as_bytes()).await.unwrap(),
+                    ] {
+                        assert_eq!(r.outcome(), Ok(()), "{r:?}");
+                    }
+                    t.elapsed()
+                });
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_converge, bench_rotation);
+criterion_main!(benches);

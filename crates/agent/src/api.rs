@@ -1,0 +1,326 @@
+//! The HTTP API, shaped like Consul's for what consul-sec implements:
+//! `GET /v1/agent/self`, `GET /v1/agent/members` and
+//! `GET|POST|PUT|DELETE /v1/operator/keyring`.
+//!
+//! [`respond`] maps one fully read request to a response with no I/O, so
+//! it is tested directly; [`serve`] runs it on a TCP listener, plain or
+//! TLS (the `ports.https` listener, with the `tls.https` policy: client
+//! certificates are demanded when `verify_incoming` is set).
+//!
+//! Errors follow Consul's handlers: bad requests get 400 with a plain-text
+//! reason, a method that is not served gets 405 with an `Allow` header, and
+//! a keyring operation that failed on some node gets 500 with the pool
+//! error and one `<node>: <message>` line per node (Consul's
+//! `keyringErrorsOrNil` joined as a multi-error).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use consul_sec_gossip_crypto::SecretKey;
+use consul_sec_tls_policy::TlsConfigurator;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::cluster::{Cluster, KeyOperation, KeyRequest};
+use crate::keyring::KeyChange;
+use crate::model::{AgentSelf, KeyringRequest, KeyringResponse, SelfConfig};
+
+/// How long a client may take to complete the TLS handshake or send its
+/// request headers before the connection is dropped.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Largest request body read (a keyring request is under 100 bytes).
+const MAX_BODY: usize = 64 * 1024;
+
+/// What the API serves from: the cluster and the agent's identity.
+#[derive(Debug)]
+pub struct ApiState<C> {
+    /// The cluster (gossip runner or [`LocalCluster`](crate::cluster::LocalCluster)).
+    pub cluster: C,
+    /// The `Config` part of `/v1/agent/self`.
+    pub config: SelfConfig,
+}
+
+/// Answers one request whose body has been read.
+pub async fn respond<C: Cluster>(
+    state: &ApiState<C>,
+    request: Request<Bytes>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    tracing::debug!(method = %parts.method, path = parts.uri.path(), "http: request");
+    let query = parts.uri.query().unwrap_or("");
+    match parts.uri.path() {
+        "/v1/agent/self" => match parts.method {
+            Method::GET => {
+                let me = AgentSelf {
+                    config: state.config.clone(),
+                    member: state.cluster.local_member(),
+                };
+                json(StatusCode::OK, &me)
+            }
+            method => not_allowed(&method, "GET"),
+        },
+        "/v1/agent/members" => match parts.method {
+            Method::GET => {
+                let mut members = state.cluster.members();
+                members.sort_by(|a, b| a.name.cmp(&b.name));
+                json(StatusCode::OK, &members)
+            }
+            method => not_allowed(&method, "GET"),
+        },
+        "/v1/operator/keyring" => keyring(state, &parts.method, query, &body).await,
+        _ => text(StatusCode::NOT_FOUND, "404 page not found"),
+    }
+}
+
+/// `/v1/operator/keyring`, in the order Consul's handler checks things:
+/// body, `relay-factor`, `local-only`, then the method.
+async fn keyring<C: Cluster>(
+    state: &ApiState<C>,
+    method: &Method,
+    query: &str,
+    body: &Bytes,
+) -> Response<Full<Bytes>> {
+    let mut key = None;
+    if matches!(*method, Method::POST | Method::PUT | Method::DELETE) {
+        let request: KeyringRequest = match serde_json::from_slice(body) {
+            Ok(request) => request,
+            Err(err) => {
+                return text(StatusCode::BAD_REQUEST, &format!("Request decode failed: {err}"));
+            }
+        };
+        match SecretKey::from_base64(&request.key) {
+            Ok(parsed) => key = Some(parsed),
+            Err(err) => {
+                return text(StatusCode::BAD_REQUEST, &format!("Request decode failed: {err}"));
+            }
+        }
+    }
+    let mut relay_factor = 0;
+    if let Some(value) = query_param(query, "relay-factor").filter(|v| !v.is_empty()) {
+        let parsed: i64 = match value.parse() {
+            Ok(n) => n,
+            Err(err) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Error parsing relay factor: {value:?}: {err}"),
+                );
+            }
+        };
+        relay_factor = match u8::try_from(parsed) {
+            Ok(n) if n <= 5 => n,
+            _ => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid relay-factor: Relay factor must be in range: [0, 5]",
+                );
+            }
+        };
+    }
+    let mut local_only = false;
+    if let Some(value) = query_param(query, "local-only").filter(|v| !v.is_empty()) {
+        local_only = match parse_go_bool(value) {
+            Some(b) => b,
+            None => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    &format!(
+                        "Error parsing local-only: strconv.ParseBool: parsing {value:?}: invalid syntax"
+                    ),
+                );
+            }
+        };
+        if local_only && *method != Method::GET {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Invalid use of local-only: local-only can only be set for list requests",
+            );
+        }
+    }
+    let op = match (method, key) {
+        (&Method::GET, _) => KeyOperation::List,
+        (&Method::POST, Some(key)) => KeyOperation::Change(KeyChange::Install(key)),
+        (&Method::PUT, Some(key)) => KeyOperation::Change(KeyChange::Use(key)),
+        (&Method::DELETE, Some(key)) => KeyOperation::Change(KeyChange::Remove(key)),
+        (method, _) => return not_allowed(method, "GET,POST,PUT,DELETE"),
+    };
+    let is_list = op == KeyOperation::List;
+    let response = state.cluster.key_operation(KeyRequest { op, relay_factor, local_only }).await;
+    if let Some(errors) = keyring_errors(std::slice::from_ref(&response)) {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, &errors);
+    }
+    if is_list { json(StatusCode::OK, &[response]) } else { empty(StatusCode::OK) }
+}
+
+/// Consul's `keyringErrorsOrNil`: for every pool that failed, the pool
+/// error and one line per node message (sorted), formatted as a Go
+/// multi-error. `None` when every pool succeeded.
+pub fn keyring_errors(responses: &[KeyringResponse]) -> Option<String> {
+    let mut errors = Vec::new();
+    for response in responses {
+        if let Some(error) = &response.error {
+            errors.push(format!("{} error: {error}", response.pool_name()));
+            for (node, message) in &response.messages {
+                errors.push(format!("{node}: {message}"));
+            }
+        }
+    }
+    if errors.is_empty() {
+        return None;
+    }
+    let noun = if errors.len() == 1 { "error" } else { "errors" };
+    let mut out = format!("{} {noun} occurred:\n", errors.len());
+    for error in errors {
+        out.push_str(&format!("\t* {error}\n"));
+    }
+    Some(out)
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_go_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The first value of `name` in a query string (no percent-decoding is
+/// needed for the parameters read here).
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })
+}
+
+fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut response = Response::new(Full::new(Bytes::from(body)));
+            *response.status_mut() = status;
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            response
+        }
+        Err(err) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("encoding response: {err}")),
+    }
+}
+
+fn text(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let mut body = message.to_owned();
+    if !body.ends_with('\n') {
+        body.push('\n');
+    }
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response
+}
+
+fn empty(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+fn not_allowed(method: &Method, allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response =
+        text(StatusCode::METHOD_NOT_ALLOWED, &format!("method {method} not allowed"));
+    response.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// Reads a request's body (at most 64 KiB) and answers it.
+async fn handle<C: Cluster>(
+    state: Arc<ApiState<C>>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) => {
+            let status = if err.is::<http_body_util::LengthLimitError>() {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return Ok(text(status, &format!("Request body could not be read: {err}")));
+        }
+    };
+    Ok(respond(&state, Request::from_parts(parts, body)).await)
+}
+
+/// Serves the API on `listener` until `shutdown` turns true. With `tls`
+/// every connection is a TLS handshake with the configurator's current
+/// server configuration (so a reload applies to new connections).
+pub async fn serve<C: Cluster>(
+    listener: TcpListener,
+    tls: Option<Arc<TlsConfigurator>>,
+    state: Arc<ApiState<C>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::warn!(error = %err, "http: accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let state = Arc::clone(&state);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(stream, state, peer).await,
+                Some(tls) => {
+                    let config = match tls.server_config() {
+                        Ok(config) => config,
+                        Err(err) => {
+                            tracing::error!(error = %err, "https: no server configuration");
+                            return;
+                        }
+                    };
+                    let handshake = TlsAcceptor::from(config).accept(stream);
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                        Ok(Ok(stream)) => serve_connection(stream, state, peer).await,
+                        Ok(Err(err)) => {
+                            tracing::warn!(%peer, error = %err, "https: TLS handshake failed")
+                        }
+                        Err(_) => tracing::warn!(%peer, "https: TLS handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_connection<C, S>(stream: S, state: Arc<ApiState<C>>, peer: SocketAddr)
+where
+    C: Cluster,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request| handle(Arc::clone(&state), request));
+    if let Err(err) = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%peer, error = %err, "http: connection ended with an error");
+    }
+}

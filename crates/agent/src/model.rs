@@ -1,0 +1,197 @@
+//! The JSON shapes of Consul's HTTP API that the agent serves and the CLI
+//! reads: `/v1/agent/members`, `/v1/agent/self` and `/v1/operator/keyring`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// serf's numeric member status `StatusNone`, as Consul's API sends it.
+pub const STATUS_NONE: u8 = 0;
+/// serf's `StatusAlive`.
+pub const STATUS_ALIVE: u8 = 1;
+/// serf's `StatusLeaving`.
+pub const STATUS_LEAVING: u8 = 2;
+/// serf's `StatusLeft`.
+pub const STATUS_LEFT: u8 = 3;
+/// serf's `StatusFailed`.
+pub const STATUS_FAILED: u8 = 4;
+
+/// The word serf and `consul members` print for a numeric status.
+pub fn status_name(status: u8) -> &'static str {
+    match status {
+        STATUS_ALIVE => "alive",
+        STATUS_LEAVING => "leaving",
+        STATUS_LEFT => "left",
+        STATUS_FAILED => "failed",
+        _ => "none",
+    }
+}
+
+/// One entry of `GET /v1/agent/members` (Consul's `api.AgentMember`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AgentMember {
+    /// Node name.
+    pub name: String,
+    /// Gossip IP address.
+    pub addr: String,
+    /// Gossip port.
+    pub port: u16,
+    /// serf tags (`role`, `dc`, `vsn`, `build`, ...).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// serf status: 1 alive, 2 leaving, 3 left, 4 failed.
+    pub status: u8,
+    /// memberlist protocol minimum.
+    pub protocol_min: u8,
+    /// memberlist protocol maximum.
+    pub protocol_max: u8,
+    /// memberlist protocol in use.
+    pub protocol_cur: u8,
+    /// serf (delegate) protocol minimum.
+    pub delegate_min: u8,
+    /// serf (delegate) protocol maximum.
+    pub delegate_max: u8,
+    /// serf (delegate) protocol in use.
+    pub delegate_cur: u8,
+}
+
+/// The `Config` object of `GET /v1/agent/self` (the subset consul-sec knows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SelfConfig {
+    /// `datacenter`.
+    pub datacenter: String,
+    /// `primary_datacenter` (the datacenter itself: consul-sec has no WAN).
+    pub primary_datacenter: String,
+    /// `node_name`.
+    pub node_name: String,
+    /// Node ID (empty: consul-sec has no catalog).
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    /// `server`.
+    pub server: bool,
+    /// The consul-sec version.
+    pub version: String,
+    /// Build revision (empty).
+    pub revision: String,
+}
+
+/// `GET /v1/agent/self`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AgentSelf {
+    /// The agent's configuration summary.
+    pub config: SelfConfig,
+    /// The agent's own member entry.
+    pub member: AgentMember,
+}
+
+/// One pool's answer to a keyring operation (Consul's
+/// `structs.KeyringResponse`), as `/v1/operator/keyring` lists it.
+///
+/// `Debug` shows only how many keys there are: the keys are secrets.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyringResponse {
+    /// Whether this is the WAN pool (always false: consul-sec runs LAN gossip only).
+    #[serde(rename = "WAN")]
+    pub wan: bool,
+    /// The datacenter of the pool.
+    pub datacenter: String,
+    /// Network segment (empty).
+    #[serde(default)]
+    pub segment: String,
+    /// Per-node messages: failures, and warnings from nodes that succeeded.
+    #[serde(default)]
+    pub messages: BTreeMap<String, String>,
+    /// Base64 key to the number of nodes holding it (list only).
+    #[serde(default)]
+    pub keys: BTreeMap<String, usize>,
+    /// Base64 primary key to the number of nodes using it (list only).
+    #[serde(default)]
+    pub primary_keys: BTreeMap<String, usize>,
+    /// Live nodes asked.
+    pub num_nodes: usize,
+    /// The aggregate failure (`<k>/<n> nodes reported failure`); not part of
+    /// the JSON, the API turns it into an error response.
+    #[serde(skip)]
+    pub error: Option<String>,
+}
+
+impl fmt::Debug for KeyringResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyringResponse")
+            .field("wan", &self.wan)
+            .field("datacenter", &self.datacenter)
+            .field("segment", &self.segment)
+            .field("messages", &self.messages)
+            .field("keys", &format_args!("<{} keys>", self.keys.len()))
+            .field("primary_keys", &format_args!("<{} keys>", self.primary_keys.len()))
+            .field("num_nodes", &self.num_nodes)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl KeyringResponse {
+    /// The pool's name as Consul prints it: `<dc> (LAN)` or `WAN`, with a
+    /// ` [<segment>]` suffix when there is a segment.
+    pub fn pool_name(&self) -> String {
+        let mut name =
+            if self.wan { "WAN".to_owned() } else { format!("{} (LAN)", self.datacenter) };
+        if !self.segment.is_empty() {
+            name.push_str(&format!(" [{}]", self.segment));
+        }
+        name
+    }
+}
+
+/// The body of `POST|PUT|DELETE /v1/operator/keyring`: `{"Key": "<base64>"}`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyringRequest {
+    /// The key, standard base64.
+    #[serde(rename = "Key")]
+    pub key: String,
+}
+
+impl Drop for KeyringRequest {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
+}
+
+impl fmt::Debug for KeyringRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyringRequest { key: <redacted> }")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyring_response_json_is_consuls_and_debug_hides_keys() {
+        let response = KeyringResponse {
+            datacenter: "dc1".into(),
+            keys: [("c2VjcmV0c2VjcmV0c2VjcmV0Cg==".to_owned(), 2)].into(),
+            primary_keys: [("c2VjcmV0c2VjcmV0c2VjcmV0Cg==".to_owned(), 2)].into(),
+            num_nodes: 2,
+            error: Some("x".into()),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&response).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"WAN": false, "Datacenter": "dc1", "Segment": "", "Messages": {},
+                "Keys": {"c2VjcmV0c2VjcmV0c2VjcmV0Cg==": 2},
+                "PrimaryKeys": {"c2VjcmV0c2VjcmV0c2VjcmV0Cg==": 2}, "NumNodes": 2})
+        );
+        let debug = format!("{response:?}");
+        assert!(!debug.contains("c2Vj"), "{debug}");
+        assert_eq!(response.pool_name(), "dc1 (LAN)");
+        assert!(!format!("{:?}", KeyringRequest { key: "c2Vj".into() }).contains("c2Vj"));
+    }
+}

@@ -1,0 +1,377 @@
+//! The agent library's public API: the HTTP API over an in-memory cluster
+//! (request and response JSON, 400/404/405/500), the same over a socket
+//! with the API client, and HTTPS with client certificates.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use consul_sec_agent::api::{ApiState, respond, serve};
+use consul_sec_agent::client::{ApiClient, ClientOptions, KeyringAction};
+use consul_sec_agent::cluster::LocalCluster;
+use consul_sec_agent::keyring::KeyringStore;
+use consul_sec_agent::model::{AgentMember, STATUS_ALIVE, SelfConfig};
+use consul_sec_gossip_crypto::{Keyring, SecretKey, load_keyring_file};
+use http_body_util::BodyExt as _;
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
+
+const K1: &str = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
+const K2: &str = "HvY8ubRZMgafUOWvrOadwOckVa1wN3QWAo46FVKbVN8=";
+
+fn member() -> AgentMember {
+    AgentMember {
+        name: "node1".into(),
+        addr: "127.0.0.1".into(),
+        port: 8301,
+        tags: [("role".to_owned(), "node".to_owned()), ("dc".to_owned(), "dc1".to_owned())].into(),
+        status: STATUS_ALIVE,
+        protocol_min: 1,
+        protocol_max: 5,
+        protocol_cur: 2,
+        delegate_min: 2,
+        delegate_max: 5,
+        delegate_cur: 4,
+    }
+}
+
+fn self_config() -> SelfConfig {
+    SelfConfig {
+        datacenter: "dc1".into(),
+        primary_datacenter: "dc1".into(),
+        node_name: "node1".into(),
+        node_id: String::new(),
+        server: false,
+        version: "0.1.0".into(),
+        revision: String::new(),
+    }
+}
+
+/// An API over a one-node cluster whose keyring (holding `keys`) is kept in
+/// `dir/serf/local.keyring`.
+fn state(dir: &std::path::Path, keys: &[&str]) -> ApiState<LocalCluster> {
+    let keys: Vec<SecretKey> = keys.iter().map(|k| SecretKey::from_base64(k).unwrap()).collect();
+    let file = dir.join("local.keyring");
+    let store = KeyringStore::new(Keyring::from_keys(keys).unwrap(), Some(file));
+    ApiState { cluster: LocalCluster::new(member(), "dc1", Arc::new(store)), config: self_config() }
+}
+
+struct Answer {
+    status: StatusCode,
+    allow: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+async fn call(state: &ApiState<LocalCluster>, method: &str, uri: &str, body: &str) -> Answer {
+    let request =
+        Request::builder().method(method).uri(uri).body(Bytes::from(body.to_owned())).unwrap();
+    let response = respond(state, request).await;
+    let status = response.status();
+    let allow = response.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
+    let body = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec())
+        .unwrap();
+    Answer { status, allow, body }
+}
+
+fn file_keys(dir: &std::path::Path) -> Vec<String> {
+    load_keyring_file(dir.join("local.keyring"))
+        .unwrap()
+        .keys()
+        .iter()
+        .map(|k| k.to_base64().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn members_and_self_have_consuls_json_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path(), &[K1]);
+    let answer = call(&state, "GET", "/v1/agent/members", "").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.json(),
+        json!([{"Name": "node1", "Addr": "127.0.0.1", "Port": 8301,
+            "Tags": {"dc": "dc1", "role": "node"}, "Status": 1,
+            "ProtocolMin": 1, "ProtocolMax": 5, "ProtocolCur": 2,
+            "DelegateMin": 2, "DelegateMax": 5, "DelegateCur": 4}])
+    );
+    let answer = call(&state, "GET", "/v1/agent/self", "").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let value = answer.json();
+    assert_eq!(value["Config"]["NodeName"], "node1");
+    assert_eq!(value["Config"]["Datacenter"], "dc1");
+    assert_eq!(value["Config"]["Server"], false);
+    assert_eq!(value["Member"]["Name"], "node1");
+}
+
+#[tokio::test]
+async fn keyring_list_install_use_remove_round_trip_and_persist() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path(), &[K1]);
+    let answer = call(&state, "GET", "/v1/operator/keyring", "").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.json(),
+        json!([{"WAN": false, "Datacenter": "dc1", "Segment": "", "Messages": {},
+            "Keys": {K1: 1}, "PrimaryKeys": {K1: 1}, "NumNodes": 1}])
+    );
+
+    let body = format!(r#"{{"Key": "{K2}"}}"#);
+    let answer = call(&state, "POST", "/v1/operator/keyring", &body).await;
+    assert_eq!((answer.status, answer.body.as_str()), (StatusCode::OK, ""));
+    assert_eq!(
+        file_keys(dir.path()),
+        [K1, K2],
+        "installed key must be in the file when POST returns"
+    );
+    let answer =
+        call(&state, "GET", "/v1/operator/keyring?relay-factor=2&local-only=true", "").await;
+    assert_eq!(answer.json()[0]["Keys"], json!({K1: 1, K2: 1}));
+    assert_eq!(answer.json()[0]["PrimaryKeys"], json!({K1: 1}));
+
+    let answer = call(&state, "PUT", "/v1/operator/keyring", &body).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(file_keys(dir.path()), [K2, K1]);
+
+    let answer =
+        call(&state, "DELETE", "/v1/operator/keyring", &format!(r#"{{"Key": "{K1}"}}"#)).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(file_keys(dir.path()), [K2]);
+}
+
+#[tokio::test]
+async fn node_failures_are_500_with_one_line_per_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path(), &[K1]);
+    let answer =
+        call(&state, "DELETE", "/v1/operator/keyring", &format!(r#"{{"Key": "{K1}"}}"#)).await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        answer.body,
+        "2 errors occurred:\n\t* dc1 (LAN) error: 1/1 nodes reported failure\n\
+         \t* node1: keyring: removing the primary key is not allowed\n"
+    );
+    let answer =
+        call(&state, "PUT", "/v1/operator/keyring", &format!(r#"{{"Key": "{K2}"}}"#)).await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        answer.body.contains("node1: keyring: requested key is not in the keyring"),
+        "{}",
+        answer.body
+    );
+
+    // A node without encryption answers a list with serf's message.
+    let empty = ApiState {
+        cluster: LocalCluster::new(
+            member(),
+            "dc1",
+            Arc::new(KeyringStore::new(Keyring::empty(), None)),
+        ),
+        config: self_config(),
+    };
+    let answer = call(&empty, "GET", "/v1/operator/keyring", "").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        answer.body.contains("node1: Keyring is empty (encryption not enabled)"),
+        "{}",
+        answer.body
+    );
+    let answer =
+        call(&empty, "POST", "/v1/operator/keyring", &format!(r#"{{"Key": "{K2}"}}"#)).await;
+    assert!(
+        answer.body.contains("node1: No keyring to modify (encryption not enabled)"),
+        "{}",
+        answer.body
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_are_400_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path(), &[K1]);
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "POST",
+            "/v1/operator/keyring",
+            "{not json",
+            "Request decode failed: key must be a string",
+        ),
+        ("POST", "/v1/operator/keyring", "", "Request decode failed: EOF while parsing"),
+        (
+            "PUT",
+            "/v1/operator/keyring",
+            r#"{"Key": 5}"#,
+            "Request decode failed: invalid type: integer `5`",
+        ),
+        (
+            "POST",
+            "/v1/operator/keyring",
+            r#"{"Key": "AAAAAAAAAAAAAAAAAAAAAAAAAAA="}"#,
+            "Request decode failed: key: decodes to 20 bytes; key size must be 16, 24 or 32 bytes",
+        ),
+        (
+            "DELETE",
+            "/v1/operator/keyring",
+            r#"{"Key": "not a key!"}"#,
+            "Request decode failed: key: invalid base64 character at byte 3",
+        ),
+        ("GET", "/v1/operator/keyring?relay-factor=x", "", "Error parsing relay factor: \"x\""),
+        (
+            "GET",
+            "/v1/operator/keyring?relay-factor=6",
+            "",
+            "Invalid relay-factor: Relay factor must be in range: [0, 5]",
+        ),
+        (
+            "GET",
+            "/v1/operator/keyring?relay-factor=-1",
+            "",
+            "Invalid relay-factor: Relay factor must be in range: [0, 5]",
+        ),
+        ("GET", "/v1/operator/keyring?local-only=maybe", "", "Error parsing local-only: "),
+        (
+            "POST",
+            "/v1/operator/keyring?local-only=true",
+            &format!(r#"{{"Key": "{K2}"}}"#),
+            "Invalid use of local-only: local-only can only be set for list requests",
+        ),
+    ];
+    for (method, uri, body, expected) in cases {
+        let answer = call(&state, method, uri, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{method} {uri} {body}: {}",
+            answer.body
+        );
+        assert!(answer.body.starts_with(expected), "{method} {uri} {body}: got {:?}", answer.body);
+    }
+    assert_eq!(file_keys_or_none(dir.path()), None, "no bad request may touch the keyring file");
+}
+
+fn file_keys_or_none(dir: &std::path::Path) -> Option<Vec<String>> {
+    dir.join("local.keyring").exists().then(|| file_keys(dir))
+}
+
+#[tokio::test]
+async fn other_methods_get_405_with_allow_and_unknown_paths_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state(dir.path(), &[K1]);
+    let answer = call(&state, "PATCH", "/v1/operator/keyring", "").await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(answer.allow.as_deref(), Some("GET,POST,PUT,DELETE"));
+    assert_eq!(answer.body, "method PATCH not allowed\n");
+    for path in ["/v1/agent/members", "/v1/agent/self"] {
+        let answer = call(&state, "PUT", path, "").await;
+        assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{path}");
+        assert_eq!(answer.allow.as_deref(), Some("GET"), "{path}");
+    }
+    let answer = call(&state, "GET", "/v1/kv/x", "").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}
+
+/// Starts the API on a free port; returns its address and the stop switch.
+async fn start(
+    state: ApiState<LocalCluster>,
+    tls: Option<Arc<consul_sec_tls_policy::TlsConfigurator>>,
+) -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(serve(listener, tls, Arc::new(state), stopped));
+    (addr, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_and_server_over_a_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, stop) = start(state(dir.path(), &[K1]), None).await;
+    let options = ClientOptions { http_addr: Some(format!("http://{addr}")), ..Default::default() };
+    let result = tokio::task::spawn_blocking(move || {
+        let client = ApiClient::new(&options).unwrap();
+        let members = client.members().unwrap();
+        client.keyring(&KeyringAction::Install(K2.to_owned()), 0).unwrap();
+        let list = client.keyring(&KeyringAction::List { local_only: false }, 0).unwrap();
+        let refused = client.keyring(&KeyringAction::Remove(K1.to_owned()), 0).unwrap_err();
+        let oversized =
+            client.keyring(&KeyringAction::Install("A".repeat(100_000)), 0).unwrap_err();
+        (members, list, refused.to_string(), oversized.to_string())
+    })
+    .await
+    .unwrap();
+    assert_eq!(result.0, vec![member()]);
+    assert_eq!(result.1.len(), 1);
+    assert_eq!(result.1[0].keys.get(K2), Some(&1));
+    assert!(
+        result.2.starts_with("Unexpected response code: 500 (2 errors occurred:")
+            && result.2.contains("node1: keyring: removing the primary key is not allowed"),
+        "{}",
+        result.2
+    );
+    assert!(result.3.starts_with("Unexpected response code: 413"), "{}", result.3);
+    assert_eq!(file_keys(dir.path()), [K1, K2]);
+    stop.send(true).unwrap();
+}
+
+/// CA, server and client certificates in `dir` (PEM files).
+fn write_certs(dir: &std::path::Path) -> (std::path::PathBuf, [std::path::PathBuf; 4]) {
+    use consul_sec_pki::{Ca, CaRequest, CertKind, CertRequest, create_ca, issue_cert};
+    let ca_files = create_ca(&CaRequest::default()).unwrap();
+    let ca = Ca::from_pem(&ca_files.cert_pem, ca_files.key_pem.as_str()).unwrap();
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, &ca_files.cert_pem).unwrap();
+    let mut paths = Vec::new();
+    for (kind, name) in [(CertKind::Server, "server"), (CertKind::Client, "client")] {
+        let issued = issue_cert(&ca, &CertRequest::new(kind)).unwrap();
+        let cert = dir.join(format!("{name}.pem"));
+        let key = dir.join(format!("{name}-key.pem"));
+        std::fs::write(&cert, &issued.cert_pem).unwrap();
+        std::fs::write(&key, issued.key_pem.as_str()).unwrap();
+        paths.extend([cert, key]);
+    }
+    let [a, b, c, d]: [std::path::PathBuf; 4] = paths.try_into().unwrap();
+    (ca_path, [a, b, c, d])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_verify_incoming_demands_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, [server_cert, server_key, client_cert, client_key]) = write_certs(dir.path());
+    let policy = consul_sec_tls_policy::TlsPolicy {
+        ca_file: Some(ca.clone()),
+        cert_file: Some(server_cert),
+        key_file: Some(server_key),
+        verify_incoming: true,
+        ..Default::default()
+    };
+    let tls = Arc::new(consul_sec_tls_policy::TlsConfigurator::new(&policy).unwrap());
+    let (addr, stop) = start(state(dir.path(), &[K1]), Some(tls)).await;
+    let with_cert = ClientOptions {
+        http_addr: Some(format!("https://localhost:{}", addr.port())),
+        ca_file: Some(ca.clone()),
+        client_cert: Some(client_cert),
+        client_key: Some(client_key),
+        ..Default::default()
+    };
+    let without_cert = ClientOptions { client_cert: None, client_key: None, ..with_cert.clone() };
+    let plain = ClientOptions { http_addr: Some(format!("http://{addr}")), ..Default::default() };
+    let (ok, refused, plaintext) = tokio::task::spawn_blocking(move || {
+        let ok = ApiClient::new(&with_cert).unwrap().members();
+        let refused = ApiClient::new(&without_cert).unwrap().members();
+        let plaintext = ApiClient::new(&plain).unwrap().members();
+        (ok, refused, plaintext)
+    })
+    .await
+    .unwrap();
+    assert_eq!(ok.unwrap(), vec![member()]);
+    let refused = refused.unwrap_err().to_string();
+    assert!(refused.contains("localhost:"), "{refused}");
+    let plaintext = plaintext.unwrap_err().to_string();
+    assert!(plaintext.contains(&addr.to_string()), "{plaintext}");
+    stop.send(true).unwrap();
+}

@@ -1,0 +1,1041 @@
+//! `consul-sec agent`, `members` and `keyring` end to end: real agent
+//! processes from the built binary on free 127.0.0.1 ports, driven with
+//! the CLI as an operator would, plus real `serf agent`s for interop.
+//!
+//! Tests that need `serf` print why they skip when it is absent, and fail
+//! instead when `CONSUL_SEC_INTEROP=1`.
+
+use std::io::{BufRead as _, BufReader, Read};
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_consul-sec");
+
+fn require_tool(name: &str) -> bool {
+    let found = Command::new(name)
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("CONSUL_SEC_INTEROP").as_deref() != Ok("1"),
+            "`{name}` is required (CONSUL_SEC_INTEROP=1) but was not found on PATH"
+        );
+        eprintln!(
+            "skipping: `{name}` not found on PATH (set CONSUL_SEC_INTEROP=1 to make this fail)"
+        );
+    }
+    found
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1, never handed out twice
+/// by this process (tests run in parallel).
+fn free_port() -> u16 {
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// The binary, without this project's own `CONSUL_SEC_*` test variables
+/// (`CONSUL_SEC_INTEROP`, ...): the agent reads `CONSUL_SEC_<key>` as
+/// configuration and rejects names that are not config keys.
+fn consul_sec() -> Command {
+    let mut command = Command::new(BIN);
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("CONSUL_SEC_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn keygen() -> String {
+    let out = consul_sec().arg("keygen").output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Polls `cond` every 100 ms until it holds or `timeout` passes.
+fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn collect(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&text);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            let mut text = sink.lock().unwrap();
+            text.push_str(&line);
+            text.push('\n');
+        }
+    });
+    text
+}
+
+/// A `consul-sec agent` child process, killed when dropped.
+struct Agent {
+    name: String,
+    child: Child,
+    http: u16,
+    lan: u16,
+    data_dir: PathBuf,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Agent {
+    /// Starts `consul-sec agent -node=<name>` with free HTTP and LAN ports
+    /// and waits for the banner's last line.
+    fn start(name: &str, data_dir: &Path, extra: &[String]) -> Agent {
+        let agent = Agent::spawn(name, data_dir, extra);
+        wait_for(&format!("agent {name} to start"), Duration::from_secs(20), || {
+            agent.stdout().contains("==> Log data will now stream in as it occurs:")
+                || agent.exited()
+        });
+        assert!(!agent.exited(), "agent {name} exited:\n{}\n{}", agent.stdout(), agent.stderr());
+        agent
+    }
+
+    fn spawn(name: &str, data_dir: &Path, extra: &[String]) -> Agent {
+        Agent::spawn_on(name, data_dir, extra, (free_port(), free_port()))
+    }
+
+    fn spawn_on(name: &str, data_dir: &Path, extra: &[String], (http, lan): (u16, u16)) -> Agent {
+        let mut child = consul_sec()
+            .arg("agent")
+            .arg(format!("-node={name}"))
+            .arg(format!("-data-dir={}", data_dir.display()))
+            .arg("-bind=127.0.0.1")
+            .arg(format!("-http-port={http}"))
+            .arg(format!("-serf-lan-port={lan}"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        Agent {
+            name: name.to_owned(),
+            child,
+            http,
+            lan,
+            data_dir: data_dir.to_owned(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Stops the agent gracefully and starts it again on the same ports
+    /// and data dir with new extra arguments.
+    fn restart(self, extra: &[String]) -> Agent {
+        let (name, data_dir, ports) =
+            (self.name.clone(), self.data_dir.clone(), (self.http, self.lan));
+        let (code, _) = self.stop("TERM");
+        assert_eq!(code, Some(0));
+        let agent = Agent::spawn_on(&name, &data_dir, extra, ports);
+        wait_for(&format!("agent {name} to restart"), Duration::from_secs(20), || {
+            agent.stdout().contains("==> Log data will now stream in as it occurs:")
+                || agent.exited()
+        });
+        assert!(!agent.exited(), "agent {name} exited:\n{}\n{}", agent.stdout(), agent.stderr());
+        agent
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn exited(&self) -> bool {
+        // `try_wait` needs `&mut`; probing the pid's /proc entry does not.
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        status.is_empty() || status.split(' ').nth(2) == Some("Z")
+    }
+
+    fn http_addr(&self) -> String {
+        format!("-http-addr=127.0.0.1:{}", self.http)
+    }
+
+    fn lan_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.lan)
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Sends `signal` and waits for the process to exit; returns its exit code.
+    fn stop(mut self, signal: &str) -> (Option<i32>, String) {
+        self.signal(signal);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return (status.code(), self.stdout());
+            }
+            assert!(Instant::now() < deadline, "agent {} did not stop on SIG{signal}", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn keyring_file(&self) -> PathBuf {
+        self.data_dir.join("serf/local.keyring")
+    }
+
+    /// Runs a CLI command against this agent's HTTP API.
+    fn cli(&self, args: &[&str]) -> Output {
+        consul_sec()
+            .args(args)
+            .arg(self.http_addr())
+            .env_remove("CONSUL_HTTP_ADDR")
+            .output()
+            .unwrap()
+    }
+
+    /// `members -format=json` as (name, status word) pairs.
+    fn members(&self) -> Vec<(String, String)> {
+        let out = self.cli(&["members", "-format=json"]);
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            return Vec::new();
+        };
+        let status = |n: u64| {
+            ["none", "alive", "leaving", "left", "failed"].get(n as usize).copied().unwrap_or("?")
+        };
+        value
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| {
+                        (
+                            m["Name"].as_str().unwrap_or("").to_owned(),
+                            status(m["Status"].as_u64().unwrap_or(9)).to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ring(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn encrypt_file(dir: &Path, key: &str) -> String {
+    let path = dir.join("encrypt.json");
+    std::fs::write(&path, format!(r#"{{"encrypt": "{key}"}}"#)).unwrap();
+    format!("-config-file={}", path.display())
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn starts_as_in_the_docs_with_banner_and_seeded_keyring() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen();
+    let data = dir.path().join("data");
+    let agent = Agent::start("alpha", &data, &[encrypt_file(dir.path(), &key)]);
+    let stdout = agent.stdout();
+    let expected = format!(
+        "==> Starting Consul agent...\n\
+         ==> Consul agent running!\n\
+         \x20          Version: 'consul-sec v{}'\n\
+         \x20        Node name: 'alpha'\n\
+         \x20       Datacenter: 'dc1'\n\
+         \x20           Server: false (bootstrap: false)\n\
+         \x20      Client Addr: 127.0.0.1 (HTTP: {}, HTTPS: -1, DNS: -1)\n\
+         \x20     Cluster Addr: 127.0.0.1 (LAN: {}, WAN: -1)\n\
+         \x20   Gossip encrypt: true, RPC-TLS: false, TLS-Incoming: false\n\
+         \n\
+         ==> Log data will now stream in as it occurs:\n",
+        env!("CARGO_PKG_VERSION"),
+        agent.http,
+        agent.lan
+    );
+    assert_eq!(stdout, expected);
+
+    // The keyring file is seeded from `encrypt`, private, and what -list shows.
+    assert_eq!(ring(&agent.keyring_file()), vec![key.clone()]);
+    assert_eq!(mode(&agent.keyring_file()), 0o600);
+    assert_eq!(mode(&data.join("serf")), 0o700);
+    let out = agent.cli(&["keyring", "-list"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("==> Gathering installed encryption keys...\n\ndc1 (LAN):\n  {key} [1/1]\n")
+    );
+    let out = agent.cli(&["keyring", "-list-primary"]);
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "==> Gathering installed primary encryption keys...\n\ndc1 (LAN):\n  {key} [1/1]\n"
+        )
+    );
+
+    // The HTTP API speaks Consul's JSON; CONSUL_HTTP_ADDR is honoured.
+    let out = consul_sec()
+        .args(["members", "-format=json"])
+        .env("CONSUL_HTTP_ADDR", format!("127.0.0.1:{}", agent.http))
+        .output()
+        .unwrap();
+    let members: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(members[0]["Name"], "alpha");
+    assert_eq!(members[0]["Port"], agent.lan);
+    assert_eq!(members[0]["Status"], 1);
+    assert_eq!(members[0]["Tags"]["role"], "node");
+    assert_eq!(members[0]["Tags"]["dc"], "dc1");
+
+    let (code, stdout) = agent.stop("INT");
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.ends_with("==> Caught signal: interrupt\n==> Gracefully shutting down agent...\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn two_agents_join_rotate_keys_and_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen();
+    let encrypt = encrypt_file(dir.path(), &key);
+    let a = Agent::start("node-a", &dir.path().join("a"), std::slice::from_ref(&encrypt));
+    // The second agent joins through `retry_join` in its config file.
+    let join_file = dir.path().join("join.hcl");
+    std::fs::write(&join_file, format!("retry_join = [\"{}\"]\n", a.lan_addr())).unwrap();
+    let b = Agent::start(
+        "node-b",
+        &dir.path().join("b"),
+        &[encrypt, format!("-config-file={}", join_file.display())],
+    );
+    let alive = || {
+        vec![("node-a".to_owned(), "alive".to_owned()), ("node-b".to_owned(), "alive".to_owned())]
+    };
+    wait_for("both agents alive on both sides", Duration::from_secs(20), || {
+        a.members() == alive() && b.members() == alive()
+    });
+
+    let table = text(&b.cli(&["members"]).stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("Node    Address"), "{table}");
+    assert!(
+        lines[1].starts_with(&format!("node-a  127.0.0.1:{}  alive   client  ", a.lan)),
+        "{table}"
+    );
+    assert_eq!(text(&a.cli(&["members", "-status=left"]).stdout), "");
+    let detailed = text(&a.cli(&["members", "-detailed"]).stdout);
+    assert!(detailed.starts_with("Node    Address  "), "{detailed}");
+    assert!(
+        detailed
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("node-a ") && l.contains("dc=dc1,role=node,")),
+        "{detailed}"
+    );
+
+    // Rotate: install, use, remove; every file changes before each command returns.
+    let new = keygen();
+    let out = a.cli(&["keyring", "-install", &new]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "==> Installing new gossip encryption key...\n");
+    for agent in [&a, &b] {
+        assert_eq!(ring(&agent.keyring_file()), [key.clone(), new.clone()], "{}", agent.name);
+    }
+    let listed = text(&b.cli(&["keyring", "-list"]).stdout);
+    let mut expected = [format!("  {key} [2/2]"), format!("  {new} [2/2]")];
+    expected.sort();
+    assert_eq!(
+        listed,
+        format!(
+            "==> Gathering installed encryption keys...\n\ndc1 (LAN):\n{}\n",
+            expected.join("\n")
+        )
+    );
+
+    let out = b.cli(&["keyring", "-use", &new]);
+    assert_eq!(text(&out.stdout), "==> Changing primary gossip encryption key...\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for agent in [&a, &b] {
+        assert_eq!(ring(&agent.keyring_file()), [new.clone(), key.clone()], "{}", agent.name);
+    }
+    let out = a.cli(&["keyring", "-remove", &key]);
+    assert_eq!(text(&out.stdout), "==> Removing gossip encryption key...\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for agent in [&a, &b] {
+        assert_eq!(ring(&agent.keyring_file()), vec![new.clone()], "{}", agent.name);
+    }
+
+    // Removing the primary fails on every node: exit 1, each failure shown.
+    let out = a.cli(&["keyring", "-remove", &new]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("dc1 (LAN) error: 2/2 nodes reported failure"), "{stderr}");
+    for node in ["node-a", "node-b"] {
+        assert!(
+            stderr.contains(&format!("{node}: "))
+                && stderr.to_lowercase().contains("primary key is not allowed"),
+            "{stderr}"
+        );
+    }
+    let listed = text(&a.cli(&["keyring", "-list"]).stdout);
+    assert_eq!(
+        listed,
+        format!("==> Gathering installed encryption keys...\n\ndc1 (LAN):\n  {new} [2/2]\n")
+    );
+
+    // The cluster still gossips on the new key: SIGTERM leaves gracefully.
+    let (code, _) = b.stop("TERM");
+    assert_eq!(code, Some(0));
+    wait_for("node-b to be seen as left", Duration::from_secs(10), || {
+        a.members().contains(&("node-b".to_owned(), "left".to_owned()))
+    });
+    let left = text(&a.cli(&["members", "-status=left"]).stdout);
+    assert!(
+        left.lines().nth(1).is_some_and(|l| l.starts_with("node-b ") && l.contains(" left ")),
+        "{left}"
+    );
+}
+
+#[test]
+fn existing_keyring_file_wins_over_encrypt_with_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file_key, flag_key) = (keygen(), keygen());
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("serf")).unwrap();
+    let path = data.join("serf/local.keyring");
+    std::fs::write(&path, format!(r#"["{file_key}"]"#)).unwrap();
+    let agent = Agent::start("gamma", &data, &[format!("-encrypt={flag_key}")]);
+    let stdout = agent.stdout();
+    assert!(
+        stdout.contains("==> WARNING: LAN keyring exists but -encrypt given, using keyring\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "==> keyring doesn't include key provided with -encrypt, using keyring (keyring=LAN)\n"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Gossip encrypt: true"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        format!(r#"["{file_key}"]"#),
+        "file untouched"
+    );
+    let listed = text(&agent.cli(&["keyring", "-list"]).stdout);
+    assert!(
+        listed.contains(&format!("  {file_key} [1/1]")) && !listed.contains(&flag_key),
+        "{listed}"
+    );
+
+    // Without `encrypt` the file alone turns encryption on, with no warning.
+    let agent = agent.restart(&[]);
+    let stdout = agent.stdout();
+    assert!(stdout.contains("    Gossip encrypt: true, "), "{stdout}");
+    assert!(!stdout.contains("WARNING"), "{stdout}");
+    let listed = text(&agent.cli(&["keyring", "-list"]).stdout);
+    assert!(listed.contains(&format!("  {file_key} [1/1]")), "{listed}");
+}
+
+#[test]
+fn members_rejects_a_bad_status_regexp() {
+    let out =
+        consul_sec().args(["members", "-status=[", "-http-addr=127.0.0.1:1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("Error: Failed to compile status regexp: "), "{stderr}");
+}
+
+#[test]
+fn disable_keyring_file_encrypts_from_memory_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen();
+    let data = dir.path().join("data");
+    let agent = Agent::start(
+        "delta",
+        &data,
+        &[format!("-encrypt={key}"), "-disable-keyring-file".to_owned()],
+    );
+    assert!(agent.stdout().contains("Gossip encrypt: true"));
+    let new = keygen();
+    assert!(agent.cli(&["keyring", "-install", &new]).status.success());
+    let listed = text(&agent.cli(&["keyring", "-list"]).stdout);
+    assert!(
+        listed.contains(&format!("  {key} [1/1]")) && listed.contains(&format!("  {new} [1/1]")),
+        "{listed}"
+    );
+    assert!(!data.join("serf").exists(), "no keyring file may be written");
+}
+
+#[test]
+fn bad_encrypt_stops_before_anything_is_written_or_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for bad in ["this is not a valid key", "AAAAAAAAAAAAAAAAAAAAAAAAAAA="] {
+        let http = free_port();
+        let out = consul_sec()
+            .arg("agent")
+            .arg(format!("-data-dir={}", data.display()))
+            .arg(format!("-encrypt={bad}"))
+            .arg(format!("-http-port={http}"))
+            .arg(format!("-serf-lan-port={}", free_port()))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("encrypt: invalid gossip encryption key"), "{stderr}");
+        assert!(!stderr.contains(bad), "the key must not be echoed: {stderr}");
+        assert!(!text(&out.stdout).contains("Starting Consul agent"));
+        assert!(!data.exists(), "nothing may be written");
+    }
+}
+
+#[test]
+fn a_second_agent_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = keygen();
+    let _first = Agent::start("one", &data, &[format!("-encrypt={key}")]);
+    let second = Agent::spawn("two", &data, &[format!("-encrypt={key}")]);
+    let (code, _) = {
+        let mut second = second;
+        let status = second.child.wait().unwrap();
+        (status.code(), ())
+    };
+    assert_eq!(code, Some(1));
+    // The refusal message is checked through a fresh run to read stderr in full.
+    let out = consul_sec()
+        .arg("agent")
+        .arg(format!("-data-dir={}", data.display()))
+        .arg(format!("-serf-lan-port={}", free_port()))
+        .arg(format!("-http-port={}", free_port()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("data_dir is in use by another consul-sec agent (pid "), "{stderr}");
+    assert_eq!(ring(&data.join("serf/local.keyring")), [key]);
+}
+
+#[test]
+fn dev_mode_runs_a_single_encrypted_node_in_a_temp_dir() {
+    let (http, lan) = (free_port(), free_port());
+    let mut child = consul_sec()
+        .args(["agent", "-dev", "-node=devnode"])
+        .arg(format!("-http-port={http}"))
+        .arg(format!("-serf-lan-port={lan}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = collect(child.stdout.take().unwrap());
+    let _stderr = collect(child.stderr.take().unwrap());
+    wait_for("dev agent to start", Duration::from_secs(20), || {
+        stdout.lock().unwrap().contains("==> Log data")
+    });
+    let banner = stdout.lock().unwrap().clone();
+    assert!(banner.contains("           Server: true (bootstrap: true)\n"), "{banner}");
+    assert!(
+        banner.contains("   Gossip encrypt: true, RPC-TLS: false, TLS-Incoming: false\n"),
+        "{banner}"
+    );
+    let temp = std::env::temp_dir().join(format!("consul-sec-dev-{}", child.id()));
+    assert!(temp.is_dir(), "{}", temp.display());
+    let out = consul_sec()
+        .args(["keyring", "-list"])
+        .arg(format!("-http-addr=127.0.0.1:{http}"))
+        .output()
+        .unwrap();
+    let listed = text(&out.stdout);
+    let keys: Vec<&str> = listed.lines().filter(|l| l.ends_with(" [1/1]")).collect();
+    assert_eq!(keys.len(), 1, "{listed}");
+    assert_eq!(keys[0].trim().len(), 44 + " [1/1]".len(), "a fresh 32-byte key: {listed}");
+    Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(!temp.exists(), "the temporary data dir is removed on exit");
+}
+
+#[test]
+fn sighup_reloads_the_log_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.json");
+    let key = keygen();
+    std::fs::write(&config, format!(r#"{{"encrypt": "{key}", "log_level": "info"}}"#)).unwrap();
+    let agent = Agent::start(
+        "eps",
+        &dir.path().join("data"),
+        &[format!("-config-file={}", config.display())],
+    );
+    assert!(agent.cli(&["members"]).status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !agent.stderr().contains("http: request"),
+        "no debug logs at info:\n{}",
+        agent.stderr()
+    );
+
+    std::fs::write(&config, format!(r#"{{"encrypt": "{key}", "log_level": "debug"}}"#)).unwrap();
+    agent.signal("HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        agent.stderr().contains("reloaded configuration")
+    });
+    assert!(agent.stdout().contains("==> Caught signal: hangup\n==> Reloading configuration...\n"));
+    assert!(agent.cli(&["members"]).status.success());
+    wait_for("a debug log line", Duration::from_secs(5), || {
+        agent.stderr().contains("http: request")
+    });
+    let (code, _) = agent.stop("TERM");
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn keyring_validation_order_and_messages() {
+    let run = |args: &[&str]| {
+        let out =
+            consul_sec().arg("keyring").args(args).arg("-http-addr=127.0.0.1:1").output().unwrap();
+        (out.status.code(), text(&out.stderr))
+    };
+    let (code, stderr) = run(&[]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("Usage: consul-sec keyring [options]"), "{stderr}");
+    let k = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
+    assert_eq!(
+        run(&["-install", k, "-use", k]),
+        (Some(1), "Error: Only a single action is allowed\n".to_owned())
+    );
+    assert_eq!(
+        run(&["-list", "-relay-factor", "6", "-install", k]),
+        (Some(1), "Error: Only a single action is allowed\n".to_owned())
+    );
+    assert_eq!(
+        run(&["-list", "-relay-factor", "6"]),
+        (
+            Some(1),
+            "Error: Error parsing relay factor: Relay factor must be in range: [0, 5]\n".to_owned()
+        )
+    );
+    assert_eq!(
+        run(&["-install", k, "-local-only"]),
+        (
+            Some(1),
+            "Error: Error validating local-only: local-only can only be set for list requests\n"
+                .to_owned()
+        )
+    );
+    assert_eq!(
+        run(&["-list-primary", "-local-only"]),
+        (
+            Some(1),
+            "Error: Error validating local-only: local-only can only be set for list requests\n"
+                .to_owned()
+        )
+    );
+    // Past validation, a dead address is a connection error.
+    let (code, stderr) = run(&["-list"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.starts_with("Error: 127.0.0.1:1: cannot connect"), "{stderr}");
+}
+
+#[test]
+fn members_and_keyring_over_https_with_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = |args: &[&str]| {
+        let out = consul_sec().current_dir(dir.path()).arg("tls").args(args).output().unwrap();
+        assert!(out.status.success(), "tls {args:?}: {}", text(&out.stderr));
+    };
+    tls(&["ca", "create"]);
+    tls(&["cert", "create", "-server"]);
+    tls(&["cert", "create", "-client"]);
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let https = free_port();
+    let config = dir.path().join("tls.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "encrypt": keygen(),
+            "ports": {"https": https},
+            "tls": {
+                "https": {
+                    "ca_file": p("consul-agent-ca.pem"),
+                    "cert_file": p("dc1-server-consul-0.pem"),
+                    "key_file": p("dc1-server-consul-0-key.pem"),
+                    "verify_incoming": true
+                }
+            }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let agent = Agent::start(
+        "tls-node",
+        &dir.path().join("data"),
+        &[format!("-config-file={}", config.display())],
+    );
+    assert!(
+        agent.stdout().contains(&format!("(HTTP: {}, HTTPS: {https}, DNS: -1)", agent.http)),
+        "{}",
+        agent.stdout()
+    );
+
+    let with_flags = consul_sec()
+        .args(["members", "-format=json"])
+        .arg(format!("-http-addr=https://127.0.0.1:{https}"))
+        .arg(format!("-ca-file={}", p("consul-agent-ca.pem")))
+        .arg(format!("-client-cert={}", p("dc1-client-consul-0.pem")))
+        .arg(format!("-client-key={}", p("dc1-client-consul-0-key.pem")))
+        .output()
+        .unwrap();
+    assert!(with_flags.status.success(), "{}", text(&with_flags.stderr));
+    assert!(text(&with_flags.stdout).contains("\"Name\": \"tls-node\""));
+
+    let with_env = consul_sec()
+        .args(["keyring", "-list"])
+        .env("CONSUL_HTTP_ADDR", format!("https://127.0.0.1:{https}"))
+        .env("CONSUL_CACERT", p("consul-agent-ca.pem"))
+        .env("CONSUL_CLIENT_CERT", p("dc1-client-consul-0.pem"))
+        .env("CONSUL_CLIENT_KEY", p("dc1-client-consul-0-key.pem"))
+        .env("CONSUL_TLS_SERVER_NAME", "localhost")
+        .output()
+        .unwrap();
+    assert!(with_env.status.success(), "{}", text(&with_env.stderr));
+    assert!(text(&with_env.stdout).contains(" [1/1]"));
+
+    let without_cert = consul_sec()
+        .args(["members"])
+        .arg(format!("-http-addr=https://127.0.0.1:{https}"))
+        .arg(format!("-ca-file={}", p("consul-agent-ca.pem")))
+        .env_remove("CONSUL_CLIENT_CERT")
+        .env_remove("CONSUL_CLIENT_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(without_cert.status.code(), Some(1));
+    assert!(text(&without_cert.stderr).starts_with("Error: "), "{}", text(&without_cert.stderr));
+
+    let wrong_name = consul_sec()
+        .args(["members"])
+        .arg(format!("-http-addr=https://127.0.0.1:{https}"))
+        .arg(format!("-ca-file={}", p("consul-agent-ca.pem")))
+        .arg(format!("-client-cert={}", p("dc1-client-consul-0.pem")))
+        .arg(format!("-client-key={}", p("dc1-client-consul-0-key.pem")))
+        .arg("-tls-server-name=wrong.example")
+        .output()
+        .unwrap();
+    assert_eq!(wrong_name.status.code(), Some(1));
+    assert!(
+        text(&wrong_name.stderr).contains("TLS handshake failed"),
+        "{}",
+        text(&wrong_name.stderr)
+    );
+}
+
+#[test]
+fn upshift_a_running_cluster_to_encryption_in_three_rolling_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen();
+    let stage = |name: &str, verify_incoming: bool, verify_outgoing: bool| {
+        let path = dir.path().join(format!("{name}.json"));
+        let config = serde_json::json!({
+            "encrypt": key,
+            "encrypt_verify_incoming": verify_incoming,
+            "encrypt_verify_outgoing": verify_outgoing,
+        });
+        std::fs::write(&path, config.to_string()).unwrap();
+        format!("-config-file={}", path.display())
+    };
+    let both_alive =
+        vec![("up-a".to_owned(), "alive".to_owned()), ("up-b".to_owned(), "alive".to_owned())];
+    // A running cluster without encryption.
+    let mut a = Agent::start("up-a", &dir.path().join("a"), &[]);
+    let join_a = format!("-retry-join={}", a.lan_addr());
+    let mut b = Agent::start("up-b", &dir.path().join("b"), std::slice::from_ref(&join_a));
+    assert!(b.stdout().contains("Gossip encrypt: false"));
+    wait_for("the plaintext cluster", Duration::from_secs(20), || a.members() == both_alive);
+
+    // 1: the key with both verify flags off; 2: encrypt outgoing; 3: verify incoming.
+    for (step, incoming, outgoing) in [(1, false, false), (2, false, true), (3, true, true)] {
+        let config = stage(&format!("step{step}"), incoming, outgoing);
+        b = b.restart(&[config.clone(), join_a.clone()]);
+        assert!(b.stdout().contains("Gossip encrypt: true"), "step {step}");
+        wait_for(&format!("step {step}: b back"), Duration::from_secs(20), || {
+            a.members() == both_alive && b.members() == both_alive
+        });
+        let join_b = format!("-retry-join={}", b.lan_addr());
+        a = a.restart(&[config, join_b]);
+        wait_for(&format!("step {step}: a back"), Duration::from_secs(20), || {
+            a.members() == both_alive && b.members() == both_alive
+        });
+    }
+    assert_eq!(ring(&a.keyring_file()), vec![key.clone()]);
+
+    // Fully encrypted now: a node without the key cannot join.
+    let out = consul_sec()
+        .arg("agent")
+        .arg("-node=plain")
+        .arg(format!("-data-dir={}", dir.path().join("plain").display()))
+        .arg("-bind=127.0.0.1")
+        .arg(format!("-http-port={}", free_port()))
+        .arg(format!("-serf-lan-port={}", free_port()))
+        .arg(format!("-join={}", a.lan_addr()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("Failed to join"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn sighup_reloads_the_https_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two independent CAs, each with a server and a client certificate.
+    for set in ["one", "two"] {
+        let d = dir.path().join(set);
+        std::fs::create_dir_all(&d).unwrap();
+        for args in
+            [&["ca", "create"][..], &["cert", "create", "-server"], &["cert", "create", "-client"]]
+        {
+            let out = consul_sec().current_dir(&d).arg("tls").args(args).output().unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+        }
+    }
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    let install = |set: &str| {
+        let d = dir.path().join(set);
+        for (from, to) in [
+            ("consul-agent-ca.pem", "ca.pem"),
+            ("dc1-server-consul-0.pem", "server.pem"),
+            ("dc1-server-consul-0-key.pem", "server-key.pem"),
+        ] {
+            std::fs::copy(d.join(from), live.join(to)).unwrap();
+        }
+    };
+    install("one");
+    let https = free_port();
+    let config = dir.path().join("tls.json");
+    let l = |name: &str| live.join(name).display().to_string();
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "ports": {"https": https},
+            "tls": {"https": {"ca_file": l("ca.pem"), "cert_file": l("server.pem"),
+                              "key_file": l("server-key.pem"), "verify_incoming": true}}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let agent = Agent::start(
+        "reload",
+        &dir.path().join("data"),
+        &[format!("-config-file={}", config.display())],
+    );
+    let members_with = |set: &str| {
+        let d = dir.path().join(set);
+        consul_sec()
+            .arg("members")
+            .arg(format!("-http-addr=https://127.0.0.1:{https}"))
+            .arg(format!("-ca-file={}", d.join("consul-agent-ca.pem").display()))
+            .arg(format!("-client-cert={}", d.join("dc1-client-consul-0.pem").display()))
+            .arg(format!("-client-key={}", d.join("dc1-client-consul-0-key.pem").display()))
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(members_with("one"));
+    assert!(!members_with("two"));
+
+    install("two");
+    agent.signal("HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        agent.stderr().contains("reloaded configuration")
+    });
+    assert!(members_with("two"), "new connections use the reloaded certificates");
+    assert!(!members_with("one"));
+
+    // A broken certificate on reload is logged and the running one is kept.
+    std::fs::write(live.join("server.pem"), "not a certificate").unwrap();
+    agent.signal("HUP");
+    wait_for("the failed reload", Duration::from_secs(10), || {
+        agent.stderr().contains("Failed reloading tls configuration")
+    });
+    assert!(members_with("two"));
+}
+
+/// A `serf agent` child process with a keyring file, killed when dropped.
+struct Serf {
+    child: Child,
+    bind: String,
+    rpc: String,
+    keyring: PathBuf,
+}
+
+impl Serf {
+    fn start(dir: &Path, name: &str, key: &str, join: Option<&str>) -> Serf {
+        let bind = format!("127.0.0.1:{}", free_port());
+        let rpc = format!("127.0.0.1:{}", free_port());
+        let keyring = dir.join(format!("{name}.keyring"));
+        std::fs::write(&keyring, format!("[\n  \"{key}\"\n]")).unwrap();
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let mut cmd = Command::new("serf");
+        cmd.arg("agent")
+            .arg(format!("-node={name}"))
+            .arg(format!("-bind={bind}"))
+            .arg(format!("-rpc-addr={rpc}"))
+            .arg(format!("-keyring-file={}", keyring.display()));
+        if let Some(join) = join {
+            cmd.arg(format!("-join={join}"));
+        }
+        let child =
+            cmd.stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        let serf = Serf { child, bind, rpc, keyring };
+        wait_for(&format!("serf agent {name}"), Duration::from_secs(10), || {
+            !serf.members().is_empty()
+        });
+        serf
+    }
+
+    /// `serf members` as (name, status) pairs.
+    fn members(&self) -> Vec<(String, String)> {
+        let Ok(out) = Command::new("serf")
+            .args(["members", "-format=json"])
+            .arg(format!("-rpc-addr={}", self.rpc))
+            .output()
+        else {
+            return Vec::new();
+        };
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            return Vec::new();
+        };
+        let mut members: Vec<(String, String)> = value["members"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| {
+                        (
+                            m["name"].as_str().unwrap_or("").to_owned(),
+                            m["status"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        members.sort();
+        members
+    }
+}
+
+impl Drop for Serf {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn mixed_cluster_with_real_serf_agents_rotates_keys_on_all_four() {
+    if !require_tool("serf") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = keygen();
+    let serf1 = Serf::start(dir.path(), "serf-1", &key, None);
+    let serf2 = Serf::start(dir.path(), "serf-2", &key, Some(&serf1.bind));
+    let encrypt = encrypt_file(dir.path(), &key);
+    let ours1 = Agent::start(
+        "ours-1",
+        &dir.path().join("o1"),
+        &[encrypt.clone(), format!("-join={}", serf1.bind)],
+    );
+    let ours2 = Agent::start(
+        "ours-2",
+        &dir.path().join("o2"),
+        &[encrypt, format!("-retry-join={}", ours1.lan_addr())],
+    );
+
+    let names = ["ours-1", "ours-2", "serf-1", "serf-2"];
+    let all_alive: Vec<(String, String)> =
+        names.iter().map(|n| (n.to_string(), "alive".to_owned())).collect();
+    wait_for("all four alive everywhere", Duration::from_secs(30), || {
+        ours1.members() == all_alive
+            && ours2.members() == all_alive
+            && serf1.members() == all_alive
+            && serf2.members() == all_alive
+    });
+    let table = text(&ours2.cli(&["members"]).stdout);
+    assert_eq!(table.lines().filter(|l| l.contains(" alive ")).count(), 4, "{table}");
+
+    let new = keygen();
+    let files =
+        [ours1.keyring_file(), ours2.keyring_file(), serf1.keyring.clone(), serf2.keyring.clone()];
+    for (args, expect) in [
+        (["keyring", "-install", new.as_str()], vec![key.clone(), new.clone()]),
+        (["keyring", "-use", new.as_str()], vec![new.clone(), key.clone()]),
+        (["keyring", "-remove", key.as_str()], vec![new.clone()]),
+    ] {
+        let out = ours1.cli(&args);
+        assert!(out.status.success(), "{args:?}: {}{}", text(&out.stdout), text(&out.stderr));
+        for file in &files {
+            // serf writes its file after answering the query; ours before.
+            wait_for(&format!("{} after {args:?}", file.display()), Duration::from_secs(5), || {
+                let mut got = ring(file);
+                let mut want = expect.clone();
+                if args[1] == "-install" {
+                    got.sort();
+                    want.sort();
+                }
+                got == want
+            });
+        }
+    }
+    let listed = text(&ours2.cli(&["keyring", "-list"]).stdout);
+    assert_eq!(
+        listed,
+        format!("==> Gathering installed encryption keys...\n\ndc1 (LAN):\n  {new} [4/4]\n")
+    );
+    wait_for("all four still alive on the new key", Duration::from_secs(10), || {
+        ours1.members() == all_alive && serf2.members() == all_alive
+    });
+}
