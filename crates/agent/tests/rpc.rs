@@ -228,6 +228,14 @@ async fn client_agent_forwards_keyring_operations_to_a_server() {
         .key_operation(KeyRequest { op: KeyOperation::List, relay_factor: 0, local_only: false })
         .await;
     assert_eq!(response.error.as_deref(), Some(NO_SERVERS));
+
+    // A server agent runs them on its own pool: nothing is dialled.
+    let own = ForwardToServers::local(Members(vec![member("s", server.addr, true)]));
+    assert!(own.client().is_none());
+    let response = own
+        .key_operation(KeyRequest { op: KeyOperation::List, relay_factor: 0, local_only: false })
+        .await;
+    assert_eq!(response.error.as_deref(), Some("not forwarded"));
 }
 
 #[tokio::test]

@@ -1,6 +1,10 @@
 //! The `consul-sec` binary: parse the command line, set up logging, call the
 //! subcommand, and map the outcome to Consul's exit codes (0 success,
 //! 1 failure, 2 usage).
+#![allow(
+    rustdoc::invalid_html_tags,
+    reason = "clap doc comments are --help text, where <dc> and <n> are placeholders, not HTML"
+)]
 
 mod args;
 mod cmd;

@@ -187,16 +187,20 @@ impl<S: AsyncRead + Unpin> FrameReader<S> {
     pub(crate) async fn read_value(&mut self) -> Result<Option<Value>, ReadError> {
         loop {
             if let Some(len) = value_len(&self.buf).map_err(ReadError::Codec)? {
-                let value = decode(&self.buf[..len]).map_err(ReadError::Codec)?;
+                let bytes =
+                    self.buf.get(..len).ok_or(ReadError::Codec(CodecError::Truncated(len)))?;
+                let value = decode(bytes).map_err(ReadError::Codec)?;
                 self.buf.drain(..len);
                 return Ok(Some(value));
             }
             if self.buf.len() >= MAX_MESSAGE {
                 return Err(ReadError::Codec(CodecError::TooLarge));
             }
-            let want = (MAX_MESSAGE - self.buf.len()).min(64 * 1024);
-            let mut chunk = vec![0u8; want];
-            let n = self.stream.read(&mut chunk).await.map_err(ReadError::Io)?;
+            // Read into the buffer's spare room; grow it in steps, never by a wire length.
+            if self.buf.capacity() - self.buf.len() < 1024 {
+                self.buf.reserve(8 * 1024);
+            }
+            let n = self.stream.read_buf(&mut self.buf).await.map_err(ReadError::Io)?;
             if n == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
@@ -204,7 +208,6 @@ impl<S: AsyncRead + Unpin> FrameReader<S> {
                     Err(ReadError::Codec(CodecError::Truncated(self.buf.len())))
                 };
             }
-            self.buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
         }
     }
 }
@@ -476,6 +479,17 @@ mod tests {
         let mut r = FrameReader::new(&both[..]);
         assert_eq!(r.read_value().await.unwrap(), Some(Value::from("hello")));
         assert_eq!(r.read_value().await.unwrap(), Some(Value::from("hello")));
+        assert!(r.read_value().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn reader_takes_values_spanning_many_reads() {
+        let big = "y".repeat(100_000);
+        let mut bytes = enc(&Value::from(big.as_str()));
+        bytes.extend_from_slice(&enc(&Value::from(7)));
+        let mut r = FrameReader::new(&bytes[..]);
+        assert_eq!(r.read_value().await.unwrap(), Some(Value::from(big.as_str())));
+        assert_eq!(r.read_value().await.unwrap(), Some(Value::from(7)));
         assert!(r.read_value().await.unwrap().is_none());
     }
 }

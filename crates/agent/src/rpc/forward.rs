@@ -31,22 +31,62 @@ pub fn server_addresses(members: &[AgentMember], datacenter: &str) -> Vec<Socket
 /// A [`Cluster`] whose members come from `inner` but whose keyring
 /// operations are sent to a server over RPC (`Internal.KeyringOperation`),
 /// trying the known servers in turn until one answers.
+///
+/// A server agent uses [`ForwardToServers::local`]: the same type, running
+/// keyring operations on `inner` itself, so the agent has one cluster type
+/// whether it is a server or a client.
 #[derive(Debug)]
 pub struct ForwardToServers<C> {
     inner: C,
-    client: RpcClient,
+    client: Option<RpcClient>,
 }
 
 impl<C: Cluster> ForwardToServers<C> {
     /// Forwards through `client` (whose `datacenter` picks the servers).
     pub fn new(inner: C, client: RpcClient) -> Self {
-        Self { inner, client }
+        Self { inner, client: Some(client) }
     }
 
-    /// The RPC client.
-    pub fn client(&self) -> &RpcClient {
-        &self.client
+    /// Runs keyring operations on `inner` (a server agent's own pool).
+    pub fn local(inner: C) -> Self {
+        Self { inner, client: None }
     }
+
+    /// The RPC client, when operations are forwarded.
+    pub fn client(&self) -> Option<&RpcClient> {
+        self.client.as_ref()
+    }
+
+    /// The wrapped cluster.
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
+}
+
+/// Sends `request` to the first of `servers` that answers.
+async fn forward(
+    client: RpcClient,
+    servers: Vec<SocketAddr>,
+    request: KeyRequest,
+) -> KeyringResponse {
+    let dc = client.config().datacenter.clone();
+    let mut last = NO_SERVERS.to_owned();
+    for addr in servers {
+        match client.keyring_operation(addr, &request).await {
+            Ok(responses) => {
+                // This agent only runs the LAN pool; take the local DC's LAN answer.
+                if let Some(lan) = responses.into_iter().find(|r| !r.wan) {
+                    return lan;
+                }
+                last = format!("{addr}: no LAN keyring response");
+            }
+            Err(err) => {
+                tracing::warn!(server = %addr, error = %err, "keyring operation over RPC failed");
+                last = err.to_string();
+            }
+        }
+    }
+    KeyringResponse { datacenter: dc, error: Some(last), ..Default::default() }
 }
 
 impl<C: Cluster> Cluster for ForwardToServers<C> {
@@ -59,27 +99,17 @@ impl<C: Cluster> Cluster for ForwardToServers<C> {
     }
 
     fn key_operation(&self, request: KeyRequest) -> impl Future<Output = KeyringResponse> + Send {
-        let dc = self.client.config().datacenter.clone();
-        let servers = server_addresses(&self.inner.members(), &dc);
-        let client = self.client.clone();
+        let forwarded = self.client.clone().map(|client| {
+            let servers = server_addresses(&self.inner.members(), &client.config().datacenter);
+            forward(client, servers, request.clone())
+        });
+        let local = forwarded.is_none().then(|| self.inner.key_operation(request));
         async move {
-            let mut last = NO_SERVERS.to_owned();
-            for addr in servers {
-                match client.keyring_operation(addr, &request).await {
-                    Ok(responses) => {
-                        // This agent only runs the LAN pool; take the local DC's LAN answer.
-                        if let Some(lan) = responses.into_iter().find(|r| !r.wan) {
-                            return lan;
-                        }
-                        last = format!("{addr}: no LAN keyring response");
-                    }
-                    Err(err) => {
-                        tracing::warn!(server = %addr, error = %err, "keyring operation over RPC failed");
-                        last = err.to_string();
-                    }
-                }
+            match (forwarded, local) {
+                (Some(f), _) => f.await,
+                (None, Some(l)) => l.await,
+                (None, None) => KeyringResponse::default(),
             }
-            KeyringResponse { datacenter: dc, error: Some(last), ..Default::default() }
         }
     }
 }

@@ -67,7 +67,7 @@ struct CaCreateArgs {
     /// Add an additional permitted DNS name constraint; repeatable. [consul-sec: requires -name-constraint, Consul ignores it otherwise]
     #[arg(long, value_name = "N", requires = "name_constraint")]
     additional_name_constraint: Vec<String>,
-    /// Common name of the CA [default: Consul Agent CA <serial>]
+    /// Common name of the CA (default: Consul Agent CA <serial>)
     #[arg(long, value_name = "CN")]
     common_name: Option<String>,
 }
