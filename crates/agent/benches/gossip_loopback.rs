@@ -9,41 +9,64 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use consul_sec_agent::transport::{GossipNode, GossipOptions};
-use consul_sec_gossip::{Config, GossipSecurity, MemberStatus};
+use consul_sec_gossip::{Config, Event, GossipSecurity};
 use consul_sec_gossip_crypto::{KeySize, Keyring, SecretKey};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use tokio::sync::broadcast;
 
 fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-async fn start_nodes(n: usize, key: &SecretKey) -> Vec<GossipNode> {
+async fn start_nodes(n: usize, key: &SecretKey) -> Vec<Arc<GossipNode>> {
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
         let mut config = Config::new(format!("bench-{i}"), any_port());
         config.rng_seed = i as u64;
         config.security = GossipSecurity::new(Keyring::from_keys([key.clone()]).unwrap());
         let opts = GossipOptions { config, bind: any_port(), keyring_file: None };
-        nodes.push(GossipNode::start(opts).await.unwrap());
+        nodes.push(Arc::new(GossipNode::start(opts).await.unwrap()));
     }
     nodes
 }
 
-async fn converge(nodes: &[GossipNode]) {
-    let seed = nodes[0].local_addr();
-    let seeds = [seed];
-    for node in &nodes[1..] {
-        node.join(&seeds).await.unwrap();
-    }
+/// Joins every node to the first one at once (as the serf agents below all
+/// run `-join=<first>` as soon as they start) and waits until every node has
+/// seen a member-join for all `n` members (itself included): the criterion
+/// the serf side reads from the agents' `EventMemberJoin` log lines.
+async fn converge(nodes: &[Arc<GossipNode>]) {
     let n = nodes.len();
-    while !nodes
-        .iter()
-        .all(|x| x.members().iter().filter(|m| m.status == MemberStatus::Alive).count() == n)
-    {
+    let mut seen: Vec<(broadcast::Receiver<Event>, HashSet<String>)> =
+        nodes.iter().map(|x| (x.subscribe(), HashSet::from([x.name()]))).collect();
+    let seeds = [nodes[0].local_addr()];
+    let mut joins = tokio::task::JoinSet::new();
+    for node in &nodes[1..] {
+        let node = Arc::clone(node);
+        joins.spawn(async move { node.join(&seeds).await.map(|_| ()) });
+    }
+    loop {
+        for (rx, names) in &mut seen {
+            loop {
+                match rx.try_recv() {
+                    Ok(Event::MemberJoin(m)) => {
+                        names.insert(m.name);
+                    }
+                    Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        if seen.iter().all(|(_, names)| names.len() == n) {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    while let Some(r) = joins.join_next().await {
+        r.unwrap().unwrap();
     }
 }
 

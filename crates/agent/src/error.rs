@@ -73,6 +73,9 @@ pub enum Error {
     /// The HTTPS listener's TLS configuration could not be built.
     #[error("tls.https: {0}")]
     Tls(consul_sec_tls_policy::Error),
+    /// The internal RPC TLS configuration (RPC port and outgoing RPC) could not be built.
+    #[error("tls.internal_rpc: {0}")]
+    RpcTls(consul_sec_tls_policy::Error),
     /// Creating the async runtime, installing signal handlers or logging failed.
     #[error("{what}")]
     Runtime {

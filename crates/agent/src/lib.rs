@@ -13,9 +13,11 @@
 //! precedence rules with Consul's warnings; the keyring API's JSON, query
 //! parameter checks, messages and per-node error aggregation; the
 //! `consul members` table and `consul keyring` output blocks; the 0.8-era
-//! start banner; leave on SIGINT/SIGTERM.
+//! start banner; leave on SIGINT/SIGTERM; the server RPC port with
+//! first-byte multiplexing, msgpack-RPC (`Status.Ping`,
+//! `Internal.KeyringOperation`) and the `verify_*` TLS policy ([`rpc`]).
 //!
-//! What it does not do: Consul's catalog, RPC servers, Raft, DNS, ACLs or
+//! What it does not do: Consul's catalog, Raft, yamux RPC, DNS, ACLs or
 //! the WAN pool; only the LAN gossip pool is run, so keyring responses have
 //! a single `<dc> (LAN)` entry.
 //!

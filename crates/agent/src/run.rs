@@ -1,11 +1,14 @@
 //! The agent lifecycle behind `consul-sec agent`: load the configuration,
-//! lock the data dir, set up the keyring, start gossip and the HTTP API,
-//! print Consul's banner, then serve until a signal.
+//! lock the data dir, set up the keyring, start gossip, the RPC port
+//! (servers: `ports.server`, [`crate::rpc`]) and the HTTP API, print
+//! Consul's banner, then serve until a signal. Client agents forward
+//! keyring operations to a server over RPC.
 //!
 //! * SIGINT / SIGTERM: leave the cluster gracefully (other members see
 //!   `left`), stop the listeners, exit 0.
 //! * SIGHUP: reload the configuration: `log_level` and the HTTPS
-//!   certificates (`tls.https`) apply at once; everything else (addresses,
+//!   and internal RPC certificates and verify flags (`tls.https`,
+//!   `tls.internal_rpc`, for new connections) apply at once; everything else (addresses,
 //!   ports, node name, `encrypt`, `encrypt_verify_*`) needs a restart.
 //!
 //! Logs go to stderr with the level from `log_level`; the banner goes to
@@ -36,6 +39,7 @@ use crate::gossip_cluster::GossipCluster;
 use crate::keyring::{KeyringSetup, setup_keyring};
 use crate::lock::DataDirLock;
 use crate::model::SelfConfig;
+use crate::rpc::{ForwardToServers, PoolConfig, RpcClient, RpcServer};
 use crate::transport::{GossipNode, GossipOptions};
 
 /// consul-sec's version, shown in the banner and `/v1/agent/self`.
@@ -124,8 +128,11 @@ pub fn run_agent(options: &LoadOptions, out: &mut dyn Write) -> Result<(), Error
     for warning in &loaded.warnings {
         let _ = writeln!(out, "==> WARNING: {warning}");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: an agent's work is a few sockets and timers, and each
+    // worker thread costs its stack and its own malloc arena in resident
+    // memory (issue 7's target is half of a serf agent's). Blocking calls
+    // (name lookups) still go to tokio's on-demand blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| Error::Runtime { what: "starting the async runtime", source })?;
@@ -179,6 +186,8 @@ async fn run(
         Some(_) => Some(Arc::new(TlsConfigurator::new(&config.tls.https).map_err(Error::Tls)?)),
         None => None,
     };
+    // Internal RPC TLS: the RPC port of servers and every agent's outgoing RPC.
+    let rpc_tls = Arc::new(TlsConfigurator::new(&config.tls.internal_rpc).map_err(Error::RpcTls)?);
     let _lock = match &config.agent.data_dir {
         Some(dir) => Some(DataDirLock::acquire(dir)?),
         None => None,
@@ -213,7 +222,14 @@ async fn run(
     .await
     .map_err(Error::Gossip)?;
     let lan_port = node.local_addr().port();
-    let cluster = GossipCluster::new(node, agent.datacenter.clone(), Arc::clone(&store));
+    let gossip = Arc::new(GossipCluster::new(node, agent.datacenter.clone(), Arc::clone(&store)));
+    // Servers answer keyring operations from their own pool; clients forward them over RPC.
+    let cluster = if agent.server {
+        ForwardToServers::local(Arc::clone(&gossip))
+    } else {
+        let pool = PoolConfig { datacenter: agent.datacenter.clone(), ..PoolConfig::default() };
+        ForwardToServers::new(Arc::clone(&gossip), RpcClient::new(Arc::clone(&rpc_tls), pool))
+    };
     let state = Arc::new(ApiState {
         cluster,
         config: SelfConfig {
@@ -229,6 +245,24 @@ async fn run(
 
     // HTTP and HTTPS on every client address.
     let (stop_tx, stop_rx) = watch::channel(false);
+
+    // The RPC port (servers only) on the bind address, first byte + TLS policy per connection.
+    if agent.server {
+        let addr = SocketAddr::new(agent.bind_addr, agent.ports.server);
+        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+            what: "RPC",
+            addr,
+            source,
+        })?;
+        let server = Arc::new(RpcServer::new(Arc::clone(&rpc_tls), Arc::clone(&gossip)));
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = server.serve(listener) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+    }
     let mut http_port = None;
     let mut https_port = None;
     let listeners =
@@ -255,22 +289,21 @@ async fn run(
     // -join / start_join must succeed; retry_join keeps trying in the background.
     if !agent.start_join.is_empty() {
         let seeds = resolve(&agent.start_join, agent.ports.serf_lan).await;
-        let joined = state
-            .cluster
+        let joined = gossip
             .join(&seeds)
             .await
             .map_err(|message| Error::Join { addresses: agent.start_join.join(", "), message })?;
         tracing::info!(num_joined = joined, "agent: joined");
     }
     if !agent.retry_join.is_empty() {
-        let state = Arc::clone(&state);
+        let gossip = Arc::clone(&gossip);
         let addresses = agent.retry_join.clone();
         let default_port = agent.ports.serf_lan;
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             loop {
                 let seeds = resolve(&addresses, default_port).await;
-                match state.cluster.join(&seeds).await {
+                match gossip.join(&seeds).await {
                     Ok(n) => {
                         tracing::info!(num_joined = n, "agent: Join completed");
                         return;
@@ -301,7 +334,7 @@ async fn run(
                 let _ = writeln!(out, "==> Caught signal: hangup");
                 let _ = writeln!(out, "==> Reloading configuration...");
                 let _ = out.flush();
-                reload_config(options, &log, https_tls.as_deref());
+                reload_config(options, &log, https_tls.as_deref(), &rpc_tls);
                 continue;
             }
         };
@@ -310,16 +343,22 @@ async fn run(
         let _ = out.flush();
         break;
     }
-    state.cluster.leave().await;
+    gossip.leave().await;
     let _ = stop_tx.send(true);
     tracing::info!("agent: shutdown complete");
     Ok(())
 }
 
-/// SIGHUP: reloads the log level and the HTTPS certificates. A
+/// SIGHUP: reloads the log level, the HTTPS certificates and the internal
+/// RPC TLS policy (new connections only, as Consul). A
 /// configuration that no longer loads is logged and the running settings
 /// are kept.
-fn reload_config(options: &LoadOptions, log: &LogHandle, https_tls: Option<&TlsConfigurator>) {
+fn reload_config(
+    options: &LoadOptions,
+    log: &LogHandle,
+    https_tls: Option<&TlsConfigurator>,
+    rpc_tls: &TlsConfigurator,
+) {
     let loaded = match load(options, std::env::vars_os()) {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -336,6 +375,9 @@ fn reload_config(options: &LoadOptions, log: &LogHandle, https_tls: Option<&TlsC
     if let Some(tls) = https_tls
         && let Err(err) = tls.reload(&loaded.config.tls.https)
     {
+        tracing::error!("agent: Failed reloading tls configuration: {err}");
+    }
+    if let Err(err) = rpc_tls.reload(&loaded.config.tls.internal_rpc) {
         tracing::error!("agent: Failed reloading tls configuration: {err}");
     }
     tracing::info!(log_level = level, "agent: reloaded configuration");

@@ -8,12 +8,13 @@ mod support;
 
 use std::net::SocketAddr;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use consul_sec_agent::cluster::{Cluster, KeyOperation, KeyRequest};
 use consul_sec_agent::keyring::KeyChange;
 use consul_sec_agent::model::{AgentMember, KeyringResponse};
-use consul_sec_agent::rpc::{ForwardToServers, NO_SERVERS, Refusal, RpcError, server_addresses};
+use consul_sec_agent::rpc::{ForwardToServers, Refusal, RpcError, server_addresses};
 use consul_sec_gossip_crypto::SecretKey;
 use consul_sec_pki::CertKind;
 use consul_sec_tls_policy::TlsPolicy;
@@ -223,11 +224,15 @@ async fn client_agent_forwards_keyring_operations_to_a_server() {
         .await;
     assert_eq!(list.keys.len(), 2);
 
-    let lonely = ForwardToServers::new(Members(vec![member("c", server.addr, false)]), rpc);
+    let lonely = ForwardToServers::new(Members(vec![member("c", server.addr, false)]), rpc.clone());
+    let dials = rpc.dials();
     let response = lonely
         .key_operation(KeyRequest { op: KeyOperation::List, relay_factor: 0, local_only: false })
         .await;
-    assert_eq!(response.error.as_deref(), Some(NO_SERVERS));
+    // No server in the pool: the operation runs on the agent's own pool
+    // (the test cluster answers "not forwarded"), and nothing is dialled.
+    assert_eq!(response.error.as_deref(), Some("not forwarded"));
+    assert_eq!(rpc.dials(), dials);
 
     // A server agent runs them on its own pool: nothing is dialled.
     let own = ForwardToServers::local(Members(vec![member("s", server.addr, true)]));
@@ -487,6 +492,28 @@ async fn reload_to_verify_incoming_refuses_new_plaintext_but_keeps_open_connecti
     // ...but a new plaintext connection is refused.
     let fresh = client(&TlsPolicy::default());
     fresh.ping(server.addr).await.unwrap_err();
+}
+
+#[tokio::test]
+async fn client_reload_to_verify_outgoing_moves_new_calls_to_tls() {
+    // Migration step 2 on a client: after the reload, idle plaintext connections are not
+    // reused; the next call dials 0x03 + TLS, which a verify_incoming server then accepts.
+    let pki = Pki::new();
+    let server_pair = pki.issue("server", CertKind::Server, "dc1");
+    let client_pair = pki.issue("client", CertKind::Client, "dc1");
+    let server_policy = policy(Some(&pki.ca_file), Some(&server_pair), false, false, false);
+    let server = start_server(&server_policy).await;
+    let tls = Arc::new(consul_sec_tls_policy::TlsConfigurator::new(&TlsPolicy::default()).unwrap());
+    let rpc = consul_sec_agent::rpc::RpcClient::new(tls.clone(), Default::default());
+    rpc.ping(server.addr).await.unwrap();
+    assert_eq!(rpc.dials(), 1);
+
+    tls.reload(&policy(Some(&pki.ca_file), Some(&client_pair), false, true, true)).unwrap();
+    server.tls.reload(&policy(Some(&pki.ca_file), Some(&server_pair), true, true, true)).unwrap();
+    rpc.ping(server.addr).await.unwrap();
+    assert_eq!(rpc.dials(), 2, "the plaintext connection must not be reused after the reload");
+    rpc.ping(server.addr).await.unwrap();
+    assert_eq!(rpc.dials(), 2);
 }
 
 // --- a Go client through hashicorp/net-rpc-msgpackrpc ----------------------------------------

@@ -125,22 +125,35 @@ enum AckWait {
 }
 
 struct Broadcast {
-    /// memberlist broadcasts about a node replace older ones about it.
+    /// memberlist broadcasts about a node replace older ones about it;
+    /// serf's messages (intents, events, queries) name no node.
     about: Option<String>,
     msg: Vec<u8>,
     transmits: u32,
+    /// Queue order: newer broadcasts go first within a transmit tier.
+    id: u64,
+}
+
+impl Broadcast {
+    /// memberlist's queue order: fewest transmits first, then the largest
+    /// message, then the newest.
+    fn order(&self) -> (u32, std::cmp::Reverse<usize>, std::cmp::Reverse<u64>) {
+        (self.transmits, std::cmp::Reverse(self.msg.len()), std::cmp::Reverse(self.id))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 enum StreamOp {
     Join(SocketAddr),
     PushPull(SocketAddr),
+    /// memberlist's TCP fallback ping for the probe with this sequence number.
+    Ping(SocketAddr, u32),
 }
 
 impl StreamOp {
     fn addr(self) -> SocketAddr {
         match self {
-            Self::Join(a) | Self::PushPull(a) => a,
+            Self::Join(a) | Self::PushPull(a) | Self::Ping(a, _) => a,
         }
     }
 }
@@ -158,7 +171,12 @@ pub struct Node {
     seq: u32,
     acks: HashMap<u32, AckWait>,
     suspicions: HashMap<String, Suspicion>,
+    /// memberlist's own queue (alive, suspect, dead).
     broadcasts: Vec<Broadcast>,
+    /// serf's queue (intents, user events, queries), sent in the room the
+    /// memberlist messages leave, as serf's delegate does.
+    user_broadcasts: Vec<Broadcast>,
+    next_broadcast_id: u64,
     next_probe: Instant,
     next_gossip: Instant,
     next_push_pull: Instant,
@@ -233,6 +251,8 @@ impl Node {
             acks: HashMap::new(),
             suspicions: HashMap::new(),
             broadcasts: Vec::new(),
+            user_broadcasts: Vec::new(),
+            next_broadcast_id: 0,
             next_probe,
             next_gossip,
             next_push_pull,
@@ -441,11 +461,19 @@ impl Node {
         UDP_BUDGET - 3 - overhead
     }
 
+    /// Queues a broadcast: one about a node (memberlist's queue, where it
+    /// replaces older news about that node) or, with `about` unset, a serf
+    /// message (serf's own queue).
     pub(crate) fn queue_broadcast(&mut self, about: Option<String>, msg: Vec<u8>) {
-        if let Some(name) = &about {
+        let id = self.next_broadcast_id;
+        self.next_broadcast_id += 1;
+        let queue = if let Some(name) = &about {
             self.broadcasts.retain(|b| b.about.as_ref() != Some(name));
-        }
-        self.broadcasts.push(Broadcast { about, msg, transmits: 0 });
+            &mut self.broadcasts
+        } else {
+            &mut self.user_broadcasts
+        };
+        queue.push(Broadcast { about, msg, transmits: 0, id });
     }
 
     fn retransmit_limit(&self) -> u32 {
@@ -453,25 +481,34 @@ impl Node {
         self.cfg.timing.retransmit_mult * ((n + 1.0).log10().ceil().max(1.0) as u32)
     }
 
+    /// Takes what fits in `budget` bytes: memberlist's messages first, then
+    /// serf's in the room left (memberlist asks its delegate last), each
+    /// queue in memberlist's order, each taken message counted as one more
+    /// transmit and dropped once it reaches the retransmit limit.
     fn take_broadcasts(&mut self, budget: usize) -> Vec<Vec<u8>> {
         let limit = self.retransmit_limit();
-        self.broadcasts.sort_by_key(|b| b.transmits);
         let mut used = 0;
         let mut out = Vec::new();
-        for b in &mut self.broadcasts {
-            if used + b.msg.len() + 2 > budget || out.len() >= 255 {
+        for queue in [&mut self.broadcasts, &mut self.user_broadcasts] {
+            if queue.is_empty() {
                 continue;
             }
-            used += b.msg.len() + 2;
-            b.transmits += 1;
-            out.push(b.msg.clone());
+            queue.sort_by_key(Broadcast::order);
+            for b in queue.iter_mut() {
+                if used + b.msg.len() + 2 > budget || out.len() >= 255 {
+                    continue;
+                }
+                used += b.msg.len() + 2;
+                b.transmits += 1;
+                out.push(b.msg.clone());
+            }
+            queue.retain(|b| b.transmits < limit);
         }
-        self.broadcasts.retain(|b| b.transmits < limit);
         out
     }
 
     fn gossip(&mut self, now: Instant) {
-        if self.broadcasts.is_empty() {
+        if self.broadcasts.is_empty() && self.user_broadcasts.is_empty() {
             return;
         }
         let dead_time = self.cfg.timing.gossip_to_the_dead_time;
@@ -543,6 +580,42 @@ impl Node {
             expects_reply: true,
         });
         Some(id)
+    }
+
+    fn open_ping_stream(&mut self, to: SocketAddr, seq: u32, target: &str) {
+        let ping = StreamMessage::Ping(Ping {
+            seq_no: seq,
+            node: target.to_owned(),
+            source_addr: ip_to_bytes(self.cfg.advertise.ip()),
+            source_port: self.cfg.advertise.port(),
+            source_node: self.cfg.name.clone(),
+        });
+        let Some(bytes) = self.seal_stream(&encode_stream_message(&ping, false)) else { return };
+        let id = StreamId(self.next_stream);
+        self.next_stream += 1;
+        self.streams.insert(id, StreamOp::Ping(to, seq));
+        self.transmits.push_back(Transmit::Stream { id, to, bytes, expects_reply: true });
+    }
+
+    /// A TCP fallback ping's answer: an ack for the running probe ends it
+    /// as a UDP ack would. Anything else only means no ack; it is not an
+    /// error of the caller's.
+    fn fallback_ping_reply(&mut self, addr: SocketAddr, seq: u32, reply: Result<Vec<u8>, String>) {
+        let acked = reply.ok().and_then(|bytes| {
+            let plain = self.cfg.security.decode_stream(&bytes).ok()?.into_bytes();
+            match decode_stream_message(&plain).ok()? {
+                StreamMessage::Ack(a) => Some(a.seq_no == seq),
+                _ => Some(false),
+            }
+        });
+        if acked == Some(true) {
+            self.acks.remove(&seq);
+            if self.probe.as_ref().is_some_and(|p| p.seq == seq) {
+                self.probe = None;
+            }
+        } else {
+            tracing::debug!(%addr, seq, "tcp fallback ping got no ack");
+        }
     }
 
     /// Starts joining through each seed address: a push/pull with `Join`
@@ -731,6 +804,10 @@ impl Node {
     ) -> Result<(), Error> {
         let op = self.streams.remove(&id).ok_or(Error::UnknownStream(id))?;
         let addr = op.addr();
+        if let StreamOp::Ping(addr, seq) = op {
+            self.fallback_ping_reply(addr, seq, reply);
+            return Ok(());
+        }
         let bytes = reply.map_err(|message| Error::Transport { addr, message })?;
         let plain = self
             .cfg
@@ -868,6 +945,10 @@ impl Node {
             }
             let Some(t) = self.nodes.get(&target) else { return };
             let (taddr, tport) = (ip_to_bytes(t.addr.ip()), t.addr.port());
+            // memberlist also pings the target over TCP while the indirect
+            // probes run (protocol 3 and up), so lost UDP alone does not
+            // make a healthy node suspect.
+            let tcp_ping = (t.pmax() >= 3).then_some(t.addr);
             let me = self.cfg.name.clone();
             let peers: Vec<(SocketAddr, bool)> = self
                 .nodes
@@ -891,6 +972,9 @@ impl Node {
                     source_node: me.clone(),
                 }));
                 self.send_msg(peer, &msg);
+            }
+            if let Some(addr) = tcp_ping {
+                self.open_ping_stream(addr, seq, &target);
             }
         }
         let Some(p) = &self.probe else { return };
@@ -1154,5 +1238,36 @@ mod tests {
         assert_eq!(ours.len(), 1);
         let msgs = decode_packet(&ours[0].msg);
         assert!(matches!(msgs.as_slice(), [Ok(Message::Alive(a))] if a.incarnation == 9));
+    }
+
+    #[test]
+    fn memberlist_news_goes_before_serf_messages_newest_first() {
+        let now = Instant::now();
+        let mut n = Node::new(Config::new("me", "127.0.0.1:7946".parse().unwrap()), now);
+        let serf = encode_message(&Message::User(vec![0xaa; 40]));
+        for _ in 0..3 {
+            n.queue_broadcast(None, serf.clone());
+        }
+        let dead = |i: u32| {
+            encode_message(&Message::Dead(Dead {
+                incarnation: i,
+                node: format!("n{i}"),
+                from: "x".into(),
+            }))
+        };
+        for i in 1..=3 {
+            n.queue_broadcast(Some(format!("n{i}")), dead(i));
+        }
+        // Room for exactly the three memberlist messages (plus our own alive):
+        // serf's queue only gets what they leave.
+        let alive = n.self_alive();
+        let room = alive.len() + 2 + 3 * (dead(1).len() + 2);
+        let got = n.take_broadcasts(room);
+        assert_eq!(got, vec![alive.clone(), dead(3), dead(2), dead(1)]);
+        assert_eq!(n.user_broadcasts.iter().map(|b| b.transmits).sum::<u32>(), 0);
+        // With room to spare, the serf messages follow.
+        let got = n.take_broadcasts(1000);
+        assert_eq!(got.len(), 7);
+        assert_eq!(got[4..], [serf.clone(), serf.clone(), serf]);
     }
 }

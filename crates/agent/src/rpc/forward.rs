@@ -30,7 +30,8 @@ pub fn server_addresses(members: &[AgentMember], datacenter: &str) -> Vec<Socket
 
 /// A [`Cluster`] whose members come from `inner` but whose keyring
 /// operations are sent to a server over RPC (`Internal.KeyringOperation`),
-/// trying the known servers in turn until one answers.
+/// trying the known servers in turn until one answers. With no server in
+/// the pool they run on `inner`, as in a serf-only pool.
 ///
 /// A server agent uses [`ForwardToServers::local`]: the same type, running
 /// keyring operations on `inner` itself, so the agent has one cluster type
@@ -99,9 +100,12 @@ impl<C: Cluster> Cluster for ForwardToServers<C> {
     }
 
     fn key_operation(&self, request: KeyRequest) -> impl Future<Output = KeyringResponse> + Send {
-        let forwarded = self.client.clone().map(|client| {
+        let forwarded = self.client.clone().and_then(|client| {
             let servers = server_addresses(&self.inner.members(), &client.config().datacenter);
-            forward(client, servers, request.clone())
+            // consul-sec addition: a LAN pool with no Consul server in it (for
+            // example one shared with serf agents) is managed from this agent
+            // itself, by serf's key queries, as a serf agent would.
+            (!servers.is_empty()).then(|| forward(client, servers, request.clone()))
         });
         let local = forwarded.is_none().then(|| self.inner.key_operation(request));
         async move {
