@@ -53,31 +53,58 @@ fn rustls_error(e: &std::io::Error) -> Option<rustls::Error> {
 // ---------- our side as client, openssl s_server as the peer ----------
 
 /// Starts `openssl s_server` with `cert`/`key`, requiring a client cert from `ca`.
+///
+/// The free port can be taken by a parallel test between our probe and
+/// s_server's bind, so a server that exits before listening is started
+/// again on another port.
 fn s_server(ca: &Path, cert: &Path, key: &Path) -> (Peer, u16) {
-    let port = free_port();
-    let child = Command::new("openssl")
-        .args(["s_server", "-quiet", "-rev", "-Verify", "1", "-verify_return_error"])
-        .arg("-accept")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("-cert")
-        .arg(cert)
-        .arg("-key")
-        .arg(key)
-        .arg("-CAfile")
-        .arg(ca)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start openssl s_server");
-    let peer = Peer(child);
-    let start = Instant::now();
-    // Wait until it listens; s_server shrugs off the plain TCP probe.
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < TIMEOUT, "openssl s_server did not start on port {port}");
-        std::thread::sleep(Duration::from_millis(50));
+    for _attempt in 0..5 {
+        let port = free_port();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-rev", "-Verify", "1", "-verify_return_error"])
+            .arg("-accept")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(cert)
+            .arg("-key")
+            .arg(key)
+            .arg("-CAfile")
+            .arg(ca)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start openssl s_server");
+        let mut peer = Peer(child);
+        let start = Instant::now();
+        // Wait until it listens; s_server shrugs off the plain TCP probe.
+        loop {
+            if matches!(peer.0.try_wait(), Ok(Some(_))) {
+                break; // exited (port taken): try another port
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (peer, port);
+            }
+            assert!(start.elapsed() < TIMEOUT, "openssl s_server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
-    (peer, port)
+    panic!("openssl s_server could not bind a free port in 5 attempts");
+}
+
+/// Connects to s_server, retrying briefly: it accepts one connection at a
+/// time and may still be closing the readiness probe.
+fn connect_retrying(port: u16) -> TcpStream {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(sock) => return sock,
+            Err(e) if start.elapsed() >= Duration::from_secs(3) => {
+                panic!("connect to openssl s_server on port {port}: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
 }
 
 /// Dials s_server with our client policy; sends "ping\n" and expects "gnip".
@@ -85,7 +112,7 @@ fn dial_s_server(client: &TlsPolicy, port: u16) -> Result<String, rustls::Error>
     let loaded = client.load().unwrap();
     let name = ServerName::try_from("server.dc1.consul").unwrap();
     let conn = ClientConnection::new(loaded.client_config(), name).unwrap();
-    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let sock = connect_retrying(port);
     sock.set_read_timeout(Some(TIMEOUT)).unwrap();
     sock.set_write_timeout(Some(TIMEOUT)).unwrap();
     let mut tls = StreamOwned::new(conn, sock);
