@@ -94,7 +94,8 @@ async fn keyring<C: Cluster>(
         let request: KeyringRequest = match serde_json::from_slice(body) {
             Ok(request) => request,
             Err(err) => {
-                return text(StatusCode::BAD_REQUEST, &format!("Request decode failed: {err}"));
+                let reason = without_string_values(&err.to_string());
+                return text(StatusCode::BAD_REQUEST, &format!("Request decode failed: {reason}"));
             }
         };
         match SecretKey::from_base64(&request.key) {
@@ -323,4 +324,16 @@ where
     {
         tracing::debug!(%peer, error = %err, "http: connection ended with an error");
     }
+}
+/// serde_json quotes a string of the wrong shape in its message
+/// (`invalid type: string "<value>", expected ...`); a body that is just the
+/// quoted key would echo the key, so the value is left out.
+fn without_string_values(message: &str) -> String {
+    let mut out = message.to_owned();
+    if let Some(start) = out.find("string \"")
+        && let Some(len) = out.get(start..).and_then(|rest| rest.find("\", expected"))
+    {
+        out.replace_range(start..start + len + 1, "a string");
+    }
+    out
 }

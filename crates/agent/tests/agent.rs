@@ -203,6 +203,12 @@ async fn bad_requests_are_400_with_the_reason() {
         ),
         ("POST", "/v1/operator/keyring", "", "Request decode failed: EOF while parsing"),
         (
+            "POST",
+            "/v1/operator/keyring",
+            &format!(r#""{K2}""#),
+            "Request decode failed: invalid type: a string, expected",
+        ),
+        (
             "PUT",
             "/v1/operator/keyring",
             r#"{"Key": 5}"#,
