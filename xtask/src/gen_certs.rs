@@ -19,7 +19,7 @@ use consul_sec_pki::{Ca, CaRequest, CertKind, CertRequest, create_ca, issue_cert
 
 /// Arguments of `gen-certs`.
 #[derive(Debug, Args)]
-pub(crate) struct GenCerts {
+pub struct GenCerts {
     /// Datacenter in the certificate names
     #[arg(long, default_value = "dc1")]
     dc: String,
@@ -81,7 +81,8 @@ impl Pair {
     }
 }
 
-pub(crate) fn run(args: &GenCerts, out: &mut dyn Write) -> anyhow::Result<()> {
+/// Writes the test PKI that `args` describes and reports what it did to `out`.
+pub fn run(args: &GenCerts, out: &mut dyn Write) -> anyhow::Result<()> {
     let dir = args.out_dir();
     if args.force {
         remove_set(args, &dir, out)?;

@@ -1,6 +1,8 @@
 //! The HTTP API, shaped like Consul's for what consul-sec implements:
 //! `GET /v1/agent/self`, `GET /v1/agent/members` and
-//! `GET|POST|PUT|DELETE /v1/operator/keyring`.
+//! `GET|POST|PUT|DELETE /v1/operator/keyring`, plus one diagnostic of
+//! consul-sec's own, `GET /v1/internal/rpc/ping?addr=<ip:port>`, which
+//! pings a server over RPC from this agent under its TLS policy.
 //!
 //! [`respond`] maps one fully read request to a response with no I/O, so
 //! it is tested directly; [`serve`] runs it on a TCP listener, plain or
@@ -32,6 +34,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::cluster::{Cluster, KeyOperation, KeyRequest};
 use crate::keyring::KeyChange;
 use crate::model::{AgentSelf, KeyringRequest, KeyringResponse, SelfConfig};
+use crate::rpc::RpcClient;
 
 /// How long a client may take to complete the TLS handshake or send its
 /// request headers before the connection is dropped.
@@ -47,6 +50,9 @@ pub struct ApiState<C> {
     pub cluster: C,
     /// The `Config` part of `/v1/agent/self`.
     pub config: SelfConfig,
+    /// The agent's RPC client, for `/v1/internal/rpc/ping`; `None` answers
+    /// that route with 404.
+    pub rpc: Option<RpcClient>,
 }
 
 /// Answers one request whose body has been read.
@@ -77,6 +83,10 @@ pub async fn respond<C: Cluster>(
             method => not_allowed(&method, "GET"),
         },
         "/v1/operator/keyring" => keyring(state, &parts.method, query, &body).await,
+        "/v1/internal/rpc/ping" if state.rpc.is_some() => match parts.method {
+            Method::GET => rpc_ping(state, query).await,
+            method => not_allowed(&method, "GET"),
+        },
         _ => text(StatusCode::NOT_FOUND, "404 page not found"),
     }
 }
@@ -159,6 +169,35 @@ async fn keyring<C: Cluster>(
         return text(StatusCode::INTERNAL_SERVER_ERROR, &errors);
     }
     if is_list { json(StatusCode::OK, &[response]) } else { empty(StatusCode::OK) }
+}
+
+/// `GET /v1/internal/rpc/ping?addr=<ip:port>[&dc=<dc>]` (a consul-sec
+/// diagnostic, not a Consul route): one `Status.Ping` from this agent's RPC
+/// client to the server at `addr`, under the agent's outgoing TLS policy.
+/// 200 with `{"Addr", "TLS", "Reused"}` when the server answered; 500 with
+/// the RPC error otherwise.
+async fn rpc_ping<C: Cluster>(state: &ApiState<C>, query: &str) -> Response<Full<Bytes>> {
+    let Some(client) = &state.rpc else {
+        return text(StatusCode::NOT_FOUND, "404 page not found");
+    };
+    let Some(addr) = query_param(query, "addr") else {
+        return text(StatusCode::BAD_REQUEST, "Missing addr: want ?addr=<ip:port> of a server");
+    };
+    let addr: SocketAddr = match addr.parse() {
+        Ok(addr) => addr,
+        Err(_) => {
+            let shown: String = addr.chars().take(64).collect();
+            return text(StatusCode::BAD_REQUEST, &format!("Bad addr {shown:?}: want <ip:port>"));
+        }
+    };
+    let dc = query_param(query, "dc").unwrap_or(&state.config.datacenter);
+    match client.ping_report(dc, addr).await {
+        Ok(report) => json(
+            StatusCode::OK,
+            &serde_json::json!({ "Addr": addr.to_string(), "TLS": report.tls, "Reused": report.reused }),
+        ),
+        Err(err) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("rpc ping failed: {err}")),
+    }
 }
 
 /// Consul's `keyringErrorsOrNil`: for every pool that failed, the pool

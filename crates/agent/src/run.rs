@@ -223,12 +223,15 @@ async fn run(
     .map_err(Error::Gossip)?;
     let lan_port = node.local_addr().port();
     let gossip = Arc::new(GossipCluster::new(node, agent.datacenter.clone(), Arc::clone(&store)));
-    // Servers answer keyring operations from their own pool; clients forward them over RPC.
+    // Every agent dials servers with one pooled client (servers too: the
+    // RPC ping diagnostic). Servers answer keyring operations from their own
+    // pool; clients forward them over RPC.
+    let pool = PoolConfig { datacenter: agent.datacenter.clone(), ..PoolConfig::default() };
+    let rpc_client = RpcClient::new(Arc::clone(&rpc_tls), pool);
     let cluster = if agent.server {
         ForwardToServers::local(Arc::clone(&gossip))
     } else {
-        let pool = PoolConfig { datacenter: agent.datacenter.clone(), ..PoolConfig::default() };
-        ForwardToServers::new(Arc::clone(&gossip), RpcClient::new(Arc::clone(&rpc_tls), pool))
+        ForwardToServers::new(Arc::clone(&gossip), rpc_client.clone())
     };
     let state = Arc::new(ApiState {
         cluster,
@@ -241,6 +244,7 @@ async fn run(
             version: VERSION.to_owned(),
             revision: String::new(),
         },
+        rpc: Some(rpc_client),
     });
 
     // HTTP and HTTPS on every client address.

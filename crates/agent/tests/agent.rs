@@ -52,7 +52,11 @@ fn state(dir: &std::path::Path, keys: &[&str]) -> ApiState<LocalCluster> {
     let keys: Vec<SecretKey> = keys.iter().map(|k| SecretKey::from_base64(k).unwrap()).collect();
     let file = dir.join("local.keyring");
     let store = KeyringStore::new(Keyring::from_keys(keys).unwrap(), Some(file));
-    ApiState { cluster: LocalCluster::new(member(), "dc1", Arc::new(store)), config: self_config() }
+    ApiState {
+        cluster: LocalCluster::new(member(), "dc1", Arc::new(store)),
+        config: self_config(),
+        rpc: None,
+    }
 }
 
 struct Answer {
@@ -173,6 +177,7 @@ async fn node_failures_are_500_with_one_line_per_node() {
             Arc::new(KeyringStore::new(Keyring::empty(), None)),
         ),
         config: self_config(),
+        rpc: None,
     };
     let answer = call(&empty, "GET", "/v1/operator/keyring", "").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);

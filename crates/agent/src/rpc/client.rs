@@ -44,6 +44,15 @@ impl Default for PoolConfig {
     }
 }
 
+/// How one call was carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallReport {
+    /// The connection was upgraded to TLS (`0x03`).
+    pub tls: bool,
+    /// The connection came from the pool rather than a new dial.
+    pub reused: bool,
+}
+
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
@@ -117,6 +126,13 @@ impl RpcClient {
         self.call(addr, "Status.Ping", &Value::Map(Vec::new())).await.map(drop)
     }
 
+    /// `Status.Ping` on the server at `addr` in datacenter `dc`, telling
+    /// how the call went: over TLS or plaintext, on a pooled connection or
+    /// a new one.
+    pub async fn ping_report(&self, dc: &str, addr: SocketAddr) -> Result<CallReport, RpcError> {
+        self.call_reporting(dc, addr, "Status.Ping", &Value::Map(Vec::new())).await.map(|(_, r)| r)
+    }
+
     /// Runs `Internal.KeyringOperation` on the server at `addr` (local
     /// datacenter) and returns its per-pool responses.
     pub async fn keyring_operation(
@@ -150,8 +166,18 @@ impl RpcClient {
         method: &str,
         args: &Value,
     ) -> Result<Value, RpcError> {
+        self.call_reporting(dc, addr, method, args).await.map(|(value, _)| value)
+    }
+
+    async fn call_reporting(
+        &self,
+        dc: &str,
+        addr: SocketAddr,
+        method: &str,
+        args: &Value,
+    ) -> Result<(Value, CallReport), RpcError> {
         let call = async {
-            let (mut conn, reused) = match self.take_idle(addr) {
+            let (mut conn, mut reused) = match self.take_idle(addr) {
                 Some(conn) => (conn, true),
                 None => (self.dial(dc, addr).await?, false),
             };
@@ -160,12 +186,16 @@ impl RpcClient {
                 Err(err) if reused && stale(&err) => {
                     tracing::debug!(server = %addr, error = %err, "pooled RPC connection was closed; redialling");
                     conn = self.dial(dc, addr).await?;
+                    reused = false;
                     self.round_trip(&mut conn, addr, method, args).await?
                 }
                 Err(err) => return Err(err),
             };
+            let report = CallReport { tls: conn.tls, reused };
             self.put_idle(addr, conn);
-            answer.map_err(|message| RpcError::Remote { method: method.to_owned(), message })
+            answer
+                .map(|value| (value, report))
+                .map_err(|message| RpcError::Remote { method: method.to_owned(), message })
         };
         match tokio::time::timeout(self.inner.config.call_timeout, call).await {
             Ok(result) => result,

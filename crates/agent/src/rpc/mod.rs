@@ -49,7 +49,7 @@ mod server;
 use std::io;
 use std::net::SocketAddr;
 
-pub use client::{PoolConfig, RpcClient};
+pub use client::{CallReport, PoolConfig, RpcClient};
 pub use codec::CodecError;
 pub use forward::{ForwardToServers, NO_SERVERS, server_addresses};
 pub use server::{HANDSHAKE_TIMEOUT, RpcServer};
