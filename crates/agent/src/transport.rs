@@ -105,6 +105,7 @@ impl Shared {
             (t, e)
         };
         for e in events {
+            log_member_event(&e);
             if let Event::KeyQueryFinished { id, result, .. } = &e {
                 let w = self.queries.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
                 if let Some(w) = w {
@@ -440,4 +441,17 @@ async fn accept(shared: Arc<Shared>, tcp: TcpListener) {
             }
         });
     }
+}
+
+/// Logs membership changes at INFO in serf's words (`serf: EventMemberJoin:
+/// <name> <ip>`), as Consul's agent log shows them.
+fn log_member_event(event: &Event) {
+    let (what, member) = match event {
+        Event::MemberJoin(m) => ("EventMemberJoin", m),
+        Event::MemberLeft(m) => ("EventMemberLeave", m),
+        Event::MemberFailed(m) => ("EventMemberFailed", m),
+        Event::MemberUpdate(m) => ("EventMemberUpdate", m),
+        _ => return,
+    };
+    tracing::info!("serf: {what}: {} {}", member.name, member.addr.ip());
 }

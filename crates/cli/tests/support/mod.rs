@@ -275,3 +275,24 @@ pub fn encrypt_file(dir: &Path, key: &str) -> String {
 pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+/// `GET path` on `127.0.0.1:port` over plain HTTP/1.0 (no client crate
+/// needed): the status code and body, or why the request failed.
+pub fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    use std::io::Write as _;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(40))).map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| format!("read from {addr}: {e}"))?;
+    let (head, body) = response.split_once("\r\n\r\n").ok_or("no header end")?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line in {head:?}"))?;
+    Ok((status, body.to_owned()))
+}
