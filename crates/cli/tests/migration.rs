@@ -207,12 +207,11 @@ impl Cluster {
     fn start_load(&mut self) {
         let servers: Vec<(usize, u16)> =
             self.nodes.iter().filter_map(|n| Some((n.index, n.rpc?))).collect();
-        let https: Vec<u16> = self.nodes.iter().map(Node::http).collect();
-        for src in 0..self.nodes.len() {
+        let http_ports: Vec<u16> = self.nodes.iter().map(Node::http).collect();
+        for (src, &port) in http_ports.iter().enumerate() {
             let record = Arc::clone(&self.record);
             let stage = Arc::clone(&self.stage);
             let servers = servers.clone();
-            let port = https[src];
             let started = self.started;
             self.threads.push(std::thread::spawn(move || {
                 while !record.stop.load(Ordering::Relaxed) {
@@ -242,7 +241,7 @@ impl Cluster {
         let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
         self.threads.push(std::thread::spawn(move || {
             while !record.stop.load(Ordering::Relaxed) {
-                for (observer, &port) in https.iter().enumerate() {
+                for (observer, &port) in http_ports.iter().enumerate() {
                     if *record.busy.lock().unwrap() == Some(observer) {
                         continue;
                     }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use consul_sec_tls_policy::{Outgoing, RpcType, TlsConfigurator};
+use consul_sec_tls_policy::{LoadedPolicy, Outgoing, RpcType, TlsConfigurator};
 use rmpv::Value;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -60,6 +60,8 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 struct Conn {
     reader: FrameReader<Box<dyn Io>>,
     tls: bool,
+    /// The policy it was dialled under.
+    policy: Arc<LoadedPolicy>,
 }
 
 /// A pooled msgpack-RPC client for Consul's RPC port. Cheap to clone; clones
@@ -68,8 +70,10 @@ struct Conn {
 /// Each call takes an idle connection to the server (or dials one), sends one
 /// request and reads its response, then puts the connection back. A reused
 /// connection the server has meanwhile closed is replaced by one fresh dial.
-/// The TLS policy is read per dial, so a reload applies to new connections;
-/// idle connections made under the other TLS mode are dropped.
+/// The TLS policy is read per dial, and idle connections dialled under an
+/// earlier policy are dropped, so a reload applies to every later call.
+/// Idle connections are kept per datacenter and server: one verified as
+/// `server.dc1.<domain>` never serves a call meant for dc2.
 #[derive(Clone)]
 pub struct RpcClient {
     inner: Arc<Inner>,
@@ -78,7 +82,9 @@ pub struct RpcClient {
 struct Inner {
     tls: Arc<TlsConfigurator>,
     config: PoolConfig,
-    idle: Mutex<HashMap<SocketAddr, Vec<Conn>>>,
+    /// Idle connections per (datacenter dialled, server): a connection
+    /// verified as `server.<dc>.<domain>` only serves calls for that dc.
+    idle: Mutex<HashMap<(String, SocketAddr), Vec<Conn>>>,
     dials: AtomicU64,
     seq: AtomicU64,
 }
@@ -118,7 +124,7 @@ impl RpcClient {
 
     /// Idle connections kept for `addr` right now.
     pub fn idle_connections(&self, addr: SocketAddr) -> usize {
-        self.lock_idle().get(&addr).map_or(0, Vec::len)
+        self.lock_idle().iter().filter(|((_, a), _)| *a == addr).map(|(_, c)| c.len()).sum()
     }
 
     /// `Status.Ping` on the server at `addr`.
@@ -177,7 +183,7 @@ impl RpcClient {
         args: &Value,
     ) -> Result<(Value, CallReport), RpcError> {
         let call = async {
-            let (mut conn, mut reused) = match self.take_idle(addr) {
+            let (mut conn, mut reused) = match self.take_idle(dc, addr) {
                 Some(conn) => (conn, true),
                 None => (self.dial(dc, addr).await?, false),
             };
@@ -192,7 +198,7 @@ impl RpcClient {
                 Err(err) => return Err(err),
             };
             let report = CallReport { tls: conn.tls, reused };
-            self.put_idle(addr, conn);
+            self.put_idle(dc, addr, conn);
             answer
                 .map(|value| (value, report))
                 .map_err(|message| RpcError::Remote { method: method.to_owned(), message })
@@ -203,27 +209,29 @@ impl RpcClient {
         }
     }
 
-    fn lock_idle(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Conn>>> {
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, HashMap<(String, SocketAddr), Vec<Conn>>> {
         // The map stays consistent even if a holder panicked: entries are whole connections.
         self.inner.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
-        let tls_now = self.inner.tls.current().verify_outgoing_effective();
+    fn take_idle(&self, dc: &str, addr: SocketAddr) -> Option<Conn> {
+        let now = self.inner.tls.current();
         let mut idle = self.lock_idle();
-        let conns = idle.get_mut(&addr)?;
+        let conns = idle.get_mut(&(dc.to_owned(), addr))?;
+        // Connections dialled under an earlier policy (before a reload) are
+        // dropped, so a reload applies to every later call.
         while let Some(conn) = conns.pop() {
-            if conn.tls == tls_now {
+            if Arc::ptr_eq(&conn.policy, &now) {
                 return Some(conn);
             }
         }
         None
     }
 
-    fn put_idle(&self, addr: SocketAddr, conn: Conn) {
+    fn put_idle(&self, dc: &str, addr: SocketAddr, conn: Conn) {
         let max = self.inner.config.max_idle_per_server;
         let mut idle = self.lock_idle();
-        let conns = idle.entry(addr).or_default();
+        let conns = idle.entry((dc.to_owned(), addr)).or_default();
         if conns.len() < max {
             conns.push(conn);
         }
@@ -240,12 +248,8 @@ impl RpcClient {
         };
         self.inner.dials.fetch_add(1, Ordering::Relaxed);
         let _ = tcp.set_nodelay(true);
-        let outgoing = self
-            .inner
-            .tls
-            .current()
-            .outgoing(dc)
-            .map_err(|source| RpcError::Tls { addr, source })?;
+        let policy = self.inner.tls.current();
+        let outgoing = policy.outgoing(dc).map_err(|source| RpcError::Tls { addr, source })?;
         let (mut stream, tls): (Box<dyn Io>, bool) = match outgoing {
             Outgoing::Plaintext => (Box::new(tcp), false),
             Outgoing::Tls { server_name, config } => {
@@ -259,7 +263,7 @@ impl RpcClient {
         };
         // Sent together with the first request (one flush per call).
         stream.write_all(&[RpcType::Consul.byte()]).await.map_err(|e| io_error(addr, e))?;
-        Ok(Conn { reader: FrameReader::new(stream), tls })
+        Ok(Conn { reader: FrameReader::new(stream), tls, policy })
     }
 
     /// Sends one request and reads its response. The outer error means the

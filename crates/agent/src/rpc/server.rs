@@ -91,14 +91,15 @@ impl<C: Cluster> RpcServer<C> {
                 let config = policy
                     .server_config()
                     .map_err(|source| RpcError::Tls { addr: peer, source })?;
-                let handshake = TlsAcceptor::from(config).accept(stream);
+                let handshake = TlsAcceptor::from(config).accept(stream).into_fallible();
                 let mut tls = match tokio::time::timeout(self.handshake_timeout, handshake).await {
                     Ok(Ok(tls)) => tls,
-                    Ok(Err(err)) => {
+                    Ok(Err((err, stream))) => {
                         let err = io_error(peer, err);
                         // Consul reads the inner byte through crypto/tls, so a failed
                         // handshake surfaces as this read's error.
                         tracing::error!(conn = %format_args!("from={peer}"), error = %err, "failed to read byte");
+                        linger(stream).await;
                         return Err(err);
                     }
                     Err(_) => {
@@ -196,6 +197,29 @@ impl<C: Cluster> RpcServer<C> {
             _ => Err(format!("rpc: can't find service {method}")),
         }
     }
+}
+
+/// How long a refused TLS connection is drained after the alert.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Closes a connection whose TLS handshake failed without losing the alert
+/// already sent: in TLS 1.3 the client finishes first and may have written
+/// its request by now, and closing a socket with unread input resets it,
+/// which can discard the alert before the client reads it (the client then
+/// sees "broken pipe" instead of, say, `CertificateRequired`). So: send
+/// FIN, read and drop what the client sent until it closes or [`LINGER`]
+/// passes, then close.
+async fn linger(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let drain = async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 fn unsupported(peer: SocketAddr, byte: u8) -> RpcError {
