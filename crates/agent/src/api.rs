@@ -4,6 +4,28 @@
 //! consul-sec's own, `GET /v1/internal/rpc/ping?addr=<ip:port>`, which
 //! pings a server over RPC from this agent under its TLS policy.
 //!
+//! `GET /v1/agent/self` answers `Config` (datacenter, node name, server,
+//! version), `Member` (the agent's own member entry), Consul's
+//! `Stats.serf_lan.encrypted` (`"true"`/`"false"`), and consul-sec's own
+//! `Encryption` section ([`EncryptionStatus`]), all read anew on every
+//! request so a SIGHUP reload shows at once:
+//!
+//! * `Gossip`: `Enabled` (the keyring is not empty), `VerifyIncoming` and
+//!   `VerifyOutgoing` (`encrypt_verify_*`), `NumKeys`;
+//! * `TLS.InternalRPC` and `TLS.HTTPS` (`null` without that listener):
+//!   `Configured`, `VerifyIncoming`, `VerifyOutgoing` (effective, so true
+//!   under `verify_server_hostname` alone), `VerifyServerHostname`,
+//!   `TLSMinVersion`, `CACertificates` (a count) and `Certificate`:
+//!   `Subject`, `Issuer`, `DNSNames`, `IPAddresses`, `NotBefore` and
+//!   `NotAfter` (RFC 3339), `DaysLeft`, `Role` and `Problems` (each
+//!   `{Kind, Message}`) found by
+//!   [`inspect_certificate`](consul_sec_tls_policy::inspect_certificate)
+//!   for the agent's role (server: `server.<dc>.<domain>` and both key
+//!   usages; client: clientAuth), including expiry within 30 days.
+//!
+//! Key material never appears: no gossip key, no private key, no file
+//! contents, only counts, flags and certificate metadata.
+//!
 //! [`respond`] maps one fully read request to a response with no I/O, so
 //! it is tested directly; [`serve`] runs it on a TCP listener, plain or
 //! TLS (the `ports.https` listener, with the `tls.https` policy: client
@@ -18,10 +40,11 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use consul_sec_gossip_crypto::SecretKey;
-use consul_sec_tls_policy::TlsConfigurator;
+use consul_sec_tls_policy::{EXPIRY_WARNING, InspectOptions, Role, TlsConfigurator};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
@@ -32,8 +55,11 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::cluster::{Cluster, KeyOperation, KeyRequest};
-use crate::keyring::KeyChange;
-use crate::model::{AgentSelf, KeyringRequest, KeyringResponse, SelfConfig};
+use crate::keyring::{KeyChange, KeyringStore};
+use crate::model::{
+    AgentSelf, CertificateProblem, CertificateStatus, EncryptionStatus, GossipStatus,
+    KeyringRequest, KeyringResponse, SelfConfig, TlsProtocolStatus, TlsStatus,
+};
 use crate::rpc::RpcClient;
 
 /// How long a client may take to complete the TLS handshake or send its
@@ -53,6 +79,108 @@ pub struct ApiState<C> {
     /// The agent's RPC client, for `/v1/internal/rpc/ping`; `None` answers
     /// that route with 404.
     pub rpc: Option<RpcClient>,
+    /// Where `/v1/agent/self` reads the encryption state from.
+    pub encryption: EncryptionSources,
+}
+
+impl<C> ApiState<C> {
+    /// An API for `cluster` with no RPC client and no encryption sources
+    /// (`/v1/agent/self` then reports gossip and TLS as off).
+    pub fn new(cluster: C, config: SelfConfig) -> Self {
+        Self { cluster, config, rpc: None, encryption: EncryptionSources::default() }
+    }
+}
+
+/// What `/v1/agent/self` reads, on every request, to report the
+/// encryption in force: the live keyring and TLS configurators (swapped by
+/// a SIGHUP reload) plus the gossip verify flags (fixed until restart, as
+/// in Consul). The default reports everything as off.
+#[derive(Debug, Clone, Default)]
+pub struct EncryptionSources {
+    /// The LAN keyring; `None` reports gossip encryption as off.
+    pub keyring: Option<Arc<KeyringStore>>,
+    /// `encrypt_verify_incoming`.
+    pub encrypt_verify_incoming: bool,
+    /// `encrypt_verify_outgoing`.
+    pub encrypt_verify_outgoing: bool,
+    /// The `tls.internal_rpc` configurator (RPC port and outgoing RPC).
+    pub internal_rpc: Option<Arc<TlsConfigurator>>,
+    /// The `tls.https` configurator, when `ports.https` is on.
+    pub https: Option<Arc<TlsConfigurator>>,
+}
+
+impl EncryptionSources {
+    /// The encryption state now, with certificates judged for a server of
+    /// `datacenter` (`server`) or a client agent.
+    pub fn status(&self, server: bool, datacenter: &str) -> EncryptionStatus {
+        let keys = self.keyring.as_ref().map_or(0, |store| store.keyring().len());
+        let role =
+            if server { Role::Server { datacenter: datacenter.to_owned() } } else { Role::Client };
+        let tls = |configurator: &Option<Arc<TlsConfigurator>>| {
+            configurator.as_ref().map(|c| tls_status(c, &role))
+        };
+        EncryptionStatus {
+            gossip: GossipStatus {
+                enabled: keys > 0,
+                verify_incoming: self.encrypt_verify_incoming,
+                verify_outgoing: self.encrypt_verify_outgoing,
+                num_keys: keys,
+            },
+            tls: TlsStatus { internal_rpc: tls(&self.internal_rpc), https: tls(&self.https) },
+        }
+    }
+}
+
+/// One protocol's policy in force and its certificate, inspected now.
+fn tls_status(configurator: &TlsConfigurator, role: &Role) -> TlsProtocolStatus {
+    let loaded = configurator.current();
+    let policy = loaded.policy();
+    let now = SystemTime::now();
+    let options = InspectOptions {
+        role: role.clone(),
+        domain: policy.domain_trimmed().to_owned(),
+        now,
+        expiry_warning: EXPIRY_WARNING,
+    };
+    let (certificate, inspect_error) = match loaded.inspect_certificate(&options) {
+        None => (None, None),
+        Some(Err(err)) => (None, Some(err.to_string())),
+        Some(Ok(report)) => (
+            Some(CertificateStatus {
+                subject: report.subject.clone(),
+                issuer: report.issuer.clone(),
+                dns_names: report.dns_names.clone(),
+                ip_addresses: report.ip_addresses.iter().map(ToString::to_string).collect(),
+                not_before: report.not_before_rfc3339(),
+                not_after: report.not_after_rfc3339(),
+                days_left: report.days_left(now),
+                role: match role {
+                    Role::Server { .. } => "server",
+                    Role::Client => "client",
+                }
+                .to_owned(),
+                problems: report
+                    .problems
+                    .iter()
+                    .map(|p| CertificateProblem {
+                        kind: p.kind().to_owned(),
+                        message: p.to_string(),
+                    })
+                    .collect(),
+            }),
+            None,
+        ),
+    };
+    TlsProtocolStatus {
+        configured: !loaded.ca_certificates().is_empty() || loaded.certificate_chain().is_some(),
+        verify_incoming: policy.verify_incoming,
+        verify_outgoing: loaded.verify_outgoing_effective(),
+        verify_server_hostname: policy.verify_server_hostname,
+        tls_min_version: policy.tls_min_version.as_str().to_owned(),
+        ca_certificates: loaded.ca_certificates().len(),
+        certificate,
+        inspect_error,
+    }
 }
 
 /// Answers one request whose body has been read.
@@ -66,9 +194,15 @@ pub async fn respond<C: Cluster>(
     match parts.uri.path() {
         "/v1/agent/self" => match parts.method {
             Method::GET => {
+                let encryption =
+                    state.encryption.status(state.config.server, &state.config.datacenter);
+                let encrypted = encryption.gossip.enabled.to_string();
                 let me = AgentSelf {
                     config: state.config.clone(),
                     member: state.cluster.local_member(),
+                    stats: [("serf_lan".to_owned(), [("encrypted".to_owned(), encrypted)].into())]
+                        .into(),
+                    encryption: Some(encryption),
                 };
                 json(StatusCode::OK, &me)
             }

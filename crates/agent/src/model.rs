@@ -1,5 +1,7 @@
 //! The JSON shapes of Consul's HTTP API that the agent serves and the CLI
-//! reads: `/v1/agent/members`, `/v1/agent/self` and `/v1/operator/keyring`.
+//! reads: `/v1/agent/members`, `/v1/agent/self` and `/v1/operator/keyring`,
+//! plus consul-sec's own `Encryption` section of `/v1/agent/self`
+//! ([`EncryptionStatus`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -86,6 +88,117 @@ pub struct AgentSelf {
     pub config: SelfConfig,
     /// The agent's own member entry.
     pub member: AgentMember,
+    /// Consul's `Stats`: per subsystem, string values. consul-sec fills
+    /// `serf_lan.encrypted` (`"true"`/`"false"`), as Consul does.
+    #[serde(default)]
+    pub stats: BTreeMap<String, BTreeMap<String, String>>,
+    /// consul-sec's own: gossip encryption and TLS as in force now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionStatus>,
+}
+
+/// The `Encryption` section of `/v1/agent/self` (consul-sec's own, not
+/// Consul's): what protects gossip and each TLS listener/dialler right now.
+/// Never holds key material: only counts, flags and certificate metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct EncryptionStatus {
+    /// The LAN gossip pool.
+    pub gossip: GossipStatus,
+    /// TLS per protocol.
+    #[serde(rename = "TLS")]
+    pub tls: TlsStatus,
+}
+
+/// Gossip encryption of the LAN pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct GossipStatus {
+    /// The keyring holds at least one key, so gossip can be encrypted.
+    pub enabled: bool,
+    /// `encrypt_verify_incoming`: unencrypted gossip is dropped.
+    pub verify_incoming: bool,
+    /// `encrypt_verify_outgoing`: gossip is sent encrypted.
+    pub verify_outgoing: bool,
+    /// How many keys the keyring holds (the keys themselves are never shown).
+    pub num_keys: usize,
+}
+
+/// TLS of each protocol; `None` (JSON `null`) where the agent has no such
+/// listener or dialler (HTTPS without `ports.https`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TlsStatus {
+    /// `tls.internal_rpc`: the RPC port (servers) and outgoing RPC.
+    #[serde(rename = "InternalRPC")]
+    pub internal_rpc: Option<TlsProtocolStatus>,
+    /// `tls.https`: the `ports.https` listener.
+    #[serde(rename = "HTTPS")]
+    pub https: Option<TlsProtocolStatus>,
+}
+
+/// The TLS policy in force for one protocol, with its certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct TlsProtocolStatus {
+    /// A CA or a certificate is configured (TLS can be spoken at all).
+    pub configured: bool,
+    /// Client certificates are required; plaintext RPC is refused.
+    pub verify_incoming: bool,
+    /// Outgoing connections use TLS and verify the server's chain
+    /// (effective: true when `verify_server_hostname` implies it).
+    pub verify_outgoing: bool,
+    /// Outgoing RPC also checks `server.<dc>.<domain>`.
+    pub verify_server_hostname: bool,
+    /// Lowest TLS version accepted (`TLSv1_2`, `TLSv1_3`).
+    #[serde(rename = "TLSMinVersion")]
+    pub tls_min_version: String,
+    /// How many CA certificates peers are verified against.
+    #[serde(rename = "CACertificates")]
+    pub ca_certificates: usize,
+    /// The certificate this agent presents; `None` without `cert_file`.
+    pub certificate: Option<CertificateStatus>,
+    /// Why the certificate could not be inspected, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspect_error: Option<String>,
+}
+
+/// The loaded certificate: who it names, how long it is valid, and what
+/// the tls-policy inspection found wrong with it for this agent's role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct CertificateStatus {
+    /// Subject distinguished name.
+    pub subject: String,
+    /// Issuer distinguished name.
+    pub issuer: String,
+    /// DNS subject alternative names.
+    #[serde(rename = "DNSNames")]
+    pub dns_names: Vec<String>,
+    /// IP subject alternative names.
+    #[serde(rename = "IPAddresses")]
+    pub ip_addresses: Vec<String>,
+    /// Start of validity, RFC 3339 UTC.
+    pub not_before: String,
+    /// End of validity, RFC 3339 UTC.
+    pub not_after: String,
+    /// Whole days until `NotAfter` (negative once expired).
+    pub days_left: i64,
+    /// The role it was judged for: `server` or `client`.
+    pub role: String,
+    /// Everything wrong with it for the role (empty: it fits), including
+    /// expiry within 30 days.
+    pub problems: Vec<CertificateProblem>,
+}
+
+/// One problem found by the inspection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct CertificateProblem {
+    /// `Expired`, `NotYetValid`, `ExpiresSoon`, `MissingEku`,
+    /// `MissingServerName` or `KeyMismatch`.
+    pub kind: String,
+    /// The problem in words (`expires within 9 days`).
+    pub message: String,
 }
 
 /// One pool's answer to a keyring operation (Consul's

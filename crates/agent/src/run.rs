@@ -34,7 +34,7 @@ use tracing_subscriber::reload;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::Error;
-use crate::api::{ApiState, serve};
+use crate::api::{ApiState, EncryptionSources, serve};
 use crate::gossip_cluster::GossipCluster;
 use crate::keyring::{KeyringSetup, setup_keyring};
 use crate::lock::DataDirLock;
@@ -245,6 +245,15 @@ async fn run(
             revision: String::new(),
         },
         rpc: Some(rpc_client),
+        // Read per request by /v1/agent/self: the shared keyring and the
+        // configurators a SIGHUP swaps.
+        encryption: EncryptionSources {
+            keyring: Some(Arc::clone(&store)),
+            encrypt_verify_incoming: config.gossip.encrypt_verify_incoming,
+            encrypt_verify_outgoing: config.gossip.encrypt_verify_outgoing,
+            internal_rpc: Some(Arc::clone(&rpc_tls)),
+            https: https_tls.clone(),
+        },
     });
 
     // HTTP and HTTPS on every client address.

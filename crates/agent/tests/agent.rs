@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 const K1: &str = "pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=";
 const K2: &str = "HvY8ubRZMgafUOWvrOadwOckVa1wN3QWAo46FVKbVN8=";
+const K3: &str = "VKFvzVuXY3tqHj8nBxj33usQxpU6XjLX4OHwXuPNFME=";
 
 fn member() -> AgentMember {
     AgentMember {
@@ -52,11 +53,7 @@ fn state(dir: &std::path::Path, keys: &[&str]) -> ApiState<LocalCluster> {
     let keys: Vec<SecretKey> = keys.iter().map(|k| SecretKey::from_base64(k).unwrap()).collect();
     let file = dir.join("local.keyring");
     let store = KeyringStore::new(Keyring::from_keys(keys).unwrap(), Some(file));
-    ApiState {
-        cluster: LocalCluster::new(member(), "dc1", Arc::new(store)),
-        config: self_config(),
-        rpc: None,
-    }
+    ApiState::new(LocalCluster::new(member(), "dc1", Arc::new(store)), self_config())
 }
 
 struct Answer {
@@ -170,15 +167,10 @@ async fn node_failures_are_500_with_one_line_per_node() {
     );
 
     // A node without encryption answers a list with serf's message.
-    let empty = ApiState {
-        cluster: LocalCluster::new(
-            member(),
-            "dc1",
-            Arc::new(KeyringStore::new(Keyring::empty(), None)),
-        ),
-        config: self_config(),
-        rpc: None,
-    };
+    let empty = ApiState::new(
+        LocalCluster::new(member(), "dc1", Arc::new(KeyringStore::new(Keyring::empty(), None))),
+        self_config(),
+    );
     let answer = call(&empty, "GET", "/v1/operator/keyring", "").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(
@@ -385,4 +377,213 @@ async fn https_with_verify_incoming_demands_a_client_certificate() {
     let plaintext = plaintext.unwrap_err().to_string();
     assert!(plaintext.contains(&addr.to_string()), "{plaintext}");
     stop.send(true).unwrap();
+}
+
+/// A CA in `dir/ca.pem` and a way to issue `<name>.pem`/`<name>-key.pem`
+/// from it with a chosen profile, datacenter and validity.
+struct TestPki {
+    dir: std::path::PathBuf,
+    ca: consul_sec_pki::Ca,
+    ca_file: std::path::PathBuf,
+}
+
+impl TestPki {
+    fn new(dir: &std::path::Path) -> TestPki {
+        use consul_sec_pki::{Ca, CaRequest, create_ca};
+        let issued = create_ca(&CaRequest::default()).unwrap();
+        let ca = Ca::from_pem(&issued.cert_pem, issued.key_pem.as_str()).unwrap();
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, &issued.cert_pem).unwrap();
+        TestPki { dir: dir.to_owned(), ca, ca_file }
+    }
+
+    fn issue(
+        &self,
+        name: &str,
+        kind: consul_sec_pki::CertKind,
+        dc: &str,
+        days: u32,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
+        let request = consul_sec_pki::CertRequest {
+            dc: dc.to_owned(),
+            days,
+            ..consul_sec_pki::CertRequest::new(kind)
+        };
+        let issued = consul_sec_pki::issue_cert(&self.ca, &request).unwrap();
+        let cert = self.dir.join(format!("{name}.pem"));
+        let key = self.dir.join(format!("{name}-key.pem"));
+        std::fs::write(&cert, &issued.cert_pem).unwrap();
+        std::fs::write(&key, issued.key_pem.as_str()).unwrap();
+        (cert, key)
+    }
+
+    fn policy(
+        &self,
+        (cert, key): &(std::path::PathBuf, std::path::PathBuf),
+    ) -> consul_sec_tls_policy::TlsPolicy {
+        consul_sec_tls_policy::TlsPolicy {
+            ca_file: Some(self.ca_file.clone()),
+            cert_file: Some(cert.clone()),
+            key_file: Some(key.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+/// `NotAfter` of a certificate file as the tls-policy inspection reads it.
+fn not_after(cert: &std::path::Path) -> String {
+    let options = consul_sec_tls_policy::InspectOptions::new(consul_sec_tls_policy::Role::Client);
+    consul_sec_tls_policy::inspect_certificate_file(cert, None, &options)
+        .unwrap()
+        .not_after_rfc3339()
+}
+
+#[tokio::test]
+async fn self_reports_gossip_and_tls_live_and_never_key_material() {
+    use consul_sec_pki::CertKind;
+    use consul_sec_tls_policy::TlsConfigurator;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(dir.path());
+    let short = pki.issue("short", CertKind::Server, "dc1", 10);
+    let long = pki.issue("long", CertKind::Server, "dc1", 365);
+    let rpc_policy = consul_sec_tls_policy::TlsPolicy {
+        verify_incoming: true,
+        verify_server_hostname: true,
+        ..pki.policy(&short)
+    };
+    let rpc = Arc::new(TlsConfigurator::new(&rpc_policy).unwrap());
+    let https = Arc::new(TlsConfigurator::new(&pki.policy(&long)).unwrap());
+    let mut state = state(dir.path(), &[K1, K2]);
+    state.config.server = true;
+    state.encryption.keyring = Some(Arc::clone(state.cluster.store()));
+    state.encryption.encrypt_verify_incoming = false;
+    state.encryption.encrypt_verify_outgoing = true;
+    state.encryption.internal_rpc = Some(Arc::clone(&rpc));
+    state.encryption.https = Some(Arc::clone(&https));
+
+    let answer = call(&state, "GET", "/v1/agent/self", "").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let value = answer.json();
+    assert_eq!(value["Stats"]["serf_lan"]["encrypted"], "true");
+    assert_eq!(
+        value["Encryption"]["Gossip"],
+        json!({"Enabled": true, "VerifyIncoming": false, "VerifyOutgoing": true, "NumKeys": 2})
+    );
+    let internal = &value["Encryption"]["TLS"]["InternalRPC"];
+    assert_eq!(internal["Configured"], true);
+    assert_eq!(internal["VerifyIncoming"], true);
+    assert_eq!(internal["VerifyOutgoing"], true, "implied by verify_server_hostname");
+    assert_eq!(internal["VerifyServerHostname"], true);
+    assert_eq!(internal["TLSMinVersion"], "TLSv1_2");
+    assert_eq!(internal["CACertificates"], 1);
+    let cert = &internal["Certificate"];
+    assert_eq!(cert["Subject"], "CN=server.dc1.consul");
+    assert_eq!(cert["DNSNames"], json!(["server.dc1.consul", "localhost"]));
+    assert_eq!(cert["IPAddresses"], json!(["127.0.0.1"]));
+    assert_eq!(cert["Role"], "server");
+    assert_eq!(cert["NotAfter"], not_after(&short.0));
+    // 10 days minus the time gone since issuing (none within the same second).
+    let days = cert["DaysLeft"].as_i64().unwrap();
+    assert!(matches!(days, 9 | 10), "{days}");
+    assert_eq!(
+        cert["Problems"],
+        json!([{"Kind": "ExpiresSoon", "Message": format!("expires within {days} days")}])
+    );
+    let https_status = &value["Encryption"]["TLS"]["HTTPS"];
+    assert_eq!(https_status["VerifyIncoming"], false);
+    assert_eq!(https_status["VerifyServerHostname"], false);
+    assert_eq!(https_status["Certificate"]["NotAfter"], not_after(&long.0));
+    assert!(matches!(https_status["Certificate"]["DaysLeft"].as_i64(), Some(364 | 365)));
+    assert_eq!(https_status["Certificate"]["Problems"], json!([]));
+
+    // No key material: neither gossip key, nor the private keys or their files.
+    let body = answer.body;
+    for secret in [K1.to_owned(), K1[..20].to_owned(), K2.to_owned()] {
+        assert!(!body.contains(&secret), "gossip key in /v1/agent/self: {body}");
+    }
+    for key_file in [&short.1, &long.1] {
+        let pem = std::fs::read_to_string(key_file).unwrap();
+        for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!body.contains(line), "private key in /v1/agent/self");
+        }
+        assert!(!body.contains(&key_file.display().to_string()), "key path shown");
+    }
+    assert!(!body.contains("PRIVATE KEY"), "{body}");
+
+    // Live: a reload of the RPC policy and a key change show on the next request.
+    rpc.reload(&pki.policy(&long)).unwrap();
+    let answer =
+        call(&state, "POST", "/v1/operator/keyring", &format!(r#"{{"Key": "{K3}"}}"#)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let value = call(&state, "GET", "/v1/agent/self", "").await.json();
+    assert_eq!(value["Encryption"]["Gossip"]["NumKeys"], 3);
+    let internal = &value["Encryption"]["TLS"]["InternalRPC"];
+    assert_eq!(internal["VerifyIncoming"], false);
+    assert_eq!(internal["VerifyOutgoing"], false);
+    assert_eq!(internal["VerifyServerHostname"], false);
+    assert_eq!(internal["Certificate"]["NotAfter"], not_after(&long.0));
+    assert_eq!(internal["Certificate"]["Problems"], json!([]));
+    assert_ne!(not_after(&long.0), not_after(&short.0));
+}
+
+#[tokio::test]
+async fn self_without_encryption_says_so_in_consuls_and_its_own_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut empty = ApiState::new(
+        LocalCluster::new(member(), "dc1", Arc::new(KeyringStore::new(Keyring::empty(), None))),
+        self_config(),
+    );
+    empty.encryption.keyring = Some(Arc::clone(empty.cluster.store()));
+    // A plain TLS policy: nothing configured, dials in plaintext.
+    empty.encryption.internal_rpc =
+        Some(Arc::new(consul_sec_tls_policy::TlsConfigurator::new(&Default::default()).unwrap()));
+    let value = call(&empty, "GET", "/v1/agent/self", "").await.json();
+    assert_eq!(value["Stats"]["serf_lan"]["encrypted"], "false");
+    assert_eq!(
+        value["Encryption"],
+        json!({
+            "Gossip": {"Enabled": false, "VerifyIncoming": false, "VerifyOutgoing": false, "NumKeys": 0},
+            "TLS": {
+                "InternalRPC": {"Configured": false, "VerifyIncoming": false, "VerifyOutgoing": false,
+                    "VerifyServerHostname": false, "TLSMinVersion": "TLSv1_2", "CACertificates": 0,
+                    "Certificate": null},
+                "HTTPS": null
+            }
+        })
+    );
+
+    // With a keyring, Consul's string flag turns "true".
+    let mut keyed = state(dir.path(), &[K1]);
+    keyed.encryption.keyring = Some(Arc::clone(keyed.cluster.store()));
+    let value = call(&keyed, "GET", "/v1/agent/self", "").await.json();
+    assert_eq!(value["Stats"]["serf_lan"]["encrypted"], "true");
+    assert_eq!(value["Encryption"]["Gossip"]["NumKeys"], 1);
+}
+
+#[tokio::test]
+async fn self_judges_the_certificate_for_the_agents_role() {
+    use consul_sec_pki::CertKind;
+    use consul_sec_tls_policy::TlsConfigurator;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(dir.path());
+    let client = pki.issue("client", CertKind::Client, "dc1", 365);
+    let other_dc = pki.issue("dc2-server", CertKind::Server, "dc2", 365);
+    let problems = |server: bool, cert: &(std::path::PathBuf, std::path::PathBuf)| {
+        let mut state = state(dir.path(), &[K1]);
+        state.config.server = server;
+        state.encryption.internal_rpc =
+            Some(Arc::new(TlsConfigurator::new(&pki.policy(cert)).unwrap()));
+        async move {
+            let value = call(&state, "GET", "/v1/agent/self", "").await.json();
+            let cert = &value["Encryption"]["TLS"]["InternalRPC"]["Certificate"];
+            (cert["Role"].clone(), cert["Problems"].clone())
+        }
+    };
+    // A client certificate fits a client agent...
+    assert_eq!(problems(false, &client).await, (json!("client"), json!([])));
+    // ...but a server needs server.<its dc>.<domain>.
+    let missing = json!([{"Kind": "MissingServerName",
+        "Message": "DNS SANs lack server.dc1.consul (needed for verify_server_hostname)"}]);
+    assert_eq!(problems(true, &client).await, (json!("server"), missing.clone()));
+    assert_eq!(problems(true, &other_dc).await, (json!("server"), missing));
 }

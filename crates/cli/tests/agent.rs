@@ -484,6 +484,32 @@ fn members_and_keyring_over_https_with_client_certificates() {
     assert!(with_env.status.success(), "{}", text(&with_env.stderr));
     assert!(text(&with_env.stdout).contains(" [1/1]"));
 
+    // `members` from the environment alone too (the name checked is the
+    // address's IP, 127.0.0.1, which the server certificate holds).
+    let members_env = consul_sec()
+        .args(["members", "-format=json"])
+        .env("CONSUL_HTTP_ADDR", format!("https://127.0.0.1:{https}"))
+        .env("CONSUL_CACERT", p("consul-agent-ca.pem"))
+        .env("CONSUL_CLIENT_CERT", p("dc1-client-consul-0.pem"))
+        .env("CONSUL_CLIENT_KEY", p("dc1-client-consul-0-key.pem"))
+        .env_remove("CONSUL_TLS_SERVER_NAME")
+        .output()
+        .unwrap();
+    assert!(members_env.status.success(), "{}", text(&members_env.stderr));
+    let members: serde_json::Value = serde_json::from_slice(&members_env.stdout).unwrap();
+    assert_eq!(members[0]["Name"], "tls-node");
+    // The same environment without the client key pair is refused by the agent.
+    let env_without_cert = consul_sec()
+        .args(["keyring", "-list"])
+        .env("CONSUL_HTTP_ADDR", format!("https://127.0.0.1:{https}"))
+        .env("CONSUL_CACERT", p("consul-agent-ca.pem"))
+        .env_remove("CONSUL_CLIENT_CERT")
+        .env_remove("CONSUL_CLIENT_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(env_without_cert.status.code(), Some(1), "{}", text(&env_without_cert.stdout));
+    assert!(!text(&env_without_cert.stdout).contains(" [1/1]"));
+
     let without_cert = consul_sec()
         .args(["members"])
         .arg(format!("-http-addr=https://127.0.0.1:{https}"))
@@ -778,4 +804,292 @@ fn mixed_cluster_with_real_serf_agents_rotates_keys_on_all_four() {
     wait_for("all four still alive on the new key", Duration::from_secs(10), || {
         ours1.members() == all_alive && serf2.members() == all_alive
     });
+}
+
+/// Writes `config` (JSON) to `dir/<name>.json` and returns `-config-file=<path>`.
+fn config_file(dir: &Path, name: &str, config: &serde_json::Value) -> String {
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, config.to_string()).unwrap();
+    format!("-config-file={}", path.display())
+}
+
+#[test]
+fn banner_and_self_show_the_resolved_internal_rpc_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    tls_in(dir.path(), &["ca", "create"]);
+    tls_in(dir.path(), &["cert", "create", "-client"]);
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let (ca, cert, key) =
+        (p("consul-agent-ca.pem"), p("dc1-client-consul-0.pem"), p("dc1-client-consul-0-key.pem"));
+    let files = serde_json::json!({"ca_file": ca, "cert_file": cert, "key_file": key});
+    let with = |extra: serde_json::Value| {
+        let mut value = files.clone();
+        value.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        value
+    };
+    let cases: [(&str, serde_json::Value, bool, bool); 8] = [
+        ("files-only", serde_json::json!({"tls": {"defaults": files.clone()}}), false, false),
+        // verify_server_hostname alone implies verify_outgoing (CVE-2018-19653 fix).
+        (
+            "vsh-stanza",
+            serde_json::json!({"tls": {"defaults": {"ca_file": ca},
+                "internal_rpc": {"verify_server_hostname": true}}}),
+            true,
+            false,
+        ),
+        (
+            "vsh-flat",
+            serde_json::json!({"ca_file": ca, "verify_server_hostname": true}),
+            true,
+            false,
+        ),
+        (
+            "outgoing-defaults",
+            serde_json::json!({"tls": {"defaults": with(serde_json::json!({"verify_outgoing": true}))}}),
+            true,
+            false,
+        ),
+        (
+            "incoming-defaults",
+            serde_json::json!({"tls": {"defaults": with(serde_json::json!({"verify_incoming": true}))}}),
+            false,
+            true,
+        ),
+        ("incoming-flat", with(serde_json::json!({"verify_incoming": true})), false, true),
+        ("incoming-rpc-flat", with(serde_json::json!({"verify_incoming_rpc": true})), false, true),
+        // The protocol stanza overrides the inherited default.
+        (
+            "incoming-overridden",
+            serde_json::json!({"tls": {
+                "defaults": with(serde_json::json!({"verify_incoming": true})),
+                "internal_rpc": {"verify_incoming": false}}}),
+            false,
+            false,
+        ),
+    ];
+    for (name, config, rpc_tls, incoming) in cases {
+        let agent = Agent::start(
+            name,
+            &dir.path().join(format!("data-{name}")),
+            &[config_file(dir.path(), name, &config)],
+        );
+        assert_eq!(
+            agent.encrypt_banner_line(),
+            format!("Gossip encrypt: false, RPC-TLS: {rpc_tls}, TLS-Incoming: {incoming}"),
+            "{name}: {config}"
+        );
+        let (value, _) = agent.agent_self();
+        let rpc = &value["Encryption"]["TLS"]["InternalRPC"];
+        assert_eq!(rpc["VerifyOutgoing"], rpc_tls, "{name}: {value}");
+        assert_eq!(rpc["VerifyIncoming"], incoming, "{name}: {value}");
+        assert_eq!(rpc["VerifyServerHostname"], name.starts_with("vsh"), "{name}: {value}");
+        assert_eq!(rpc["Configured"], true, "{name}: {value}");
+        assert_eq!(value["Encryption"]["TLS"]["HTTPS"], serde_json::Value::Null, "{name}");
+        assert_eq!(value["Stats"]["serf_lan"]["encrypted"], "false", "{name}");
+    }
+}
+
+#[test]
+fn agent_self_reports_certificate_expiry_and_follows_a_sighup_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    tls_in(dir.path(), &["ca", "create"]);
+    let before = unix_now();
+    tls_in(dir.path(), &["cert", "create", "-client", "-days=10"]);
+    let after_short = unix_now();
+    tls_in(dir.path(), &["cert", "create", "-client", "-days=365"]);
+    let after_long = unix_now();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let key = keygen();
+    let config_for = |n: u32| {
+        serde_json::json!({
+            "encrypt": key,
+            "encrypt_verify_incoming": false,
+            "tls": {"internal_rpc": {
+                "ca_file": p("consul-agent-ca.pem"),
+                "cert_file": p(&format!("dc1-client-consul-{n}.pem")),
+                "key_file": p(&format!("dc1-client-consul-{n}-key.pem")),
+                "verify_outgoing": true
+            }}
+        })
+    };
+    let config = config_file(dir.path(), "agent", &config_for(0));
+    let agent = Agent::start("expiring", &dir.path().join("data"), &[config]);
+
+    let (value, body) = agent.agent_self();
+    assert_eq!(value["Stats"]["serf_lan"]["encrypted"], "true");
+    assert_eq!(
+        value["Encryption"]["Gossip"],
+        serde_json::json!({"Enabled": true, "VerifyIncoming": false, "VerifyOutgoing": true,
+            "NumKeys": 1})
+    );
+    let rpc = &value["Encryption"]["TLS"]["InternalRPC"];
+    assert_eq!(rpc["VerifyOutgoing"], true);
+    let cert = &rpc["Certificate"];
+    assert_eq!(cert["Role"], "client");
+    assert_eq!(cert["Subject"], "CN=client.dc1.consul");
+    assert_eq!(cert["DNSNames"], serde_json::json!(["client.dc1.consul", "localhost"]));
+    let not_after = unix_from_rfc3339(cert["NotAfter"].as_str().unwrap()).unwrap();
+    assert!(
+        (before + 10 * 86_400..=after_short + 10 * 86_400).contains(&not_after),
+        "NotAfter {} is not 10 days after issuing",
+        cert["NotAfter"]
+    );
+    let not_before = unix_from_rfc3339(cert["NotBefore"].as_str().unwrap()).unwrap();
+    assert!((before..=after_short).contains(&not_before), "{}", cert["NotBefore"]);
+    // 10 days minus the time gone since issuing (none within the same second).
+    let days = cert["DaysLeft"].as_i64().unwrap();
+    assert!(matches!(days, 9 | 10), "{days}");
+    assert_eq!(
+        cert["Problems"],
+        serde_json::json!([{"Kind": "ExpiresSoon", "Message": format!("expires within {days} days")}])
+    );
+    // No key material in the report.
+    assert!(!body.contains(&key), "the gossip key leaked: {body}");
+    let pem = std::fs::read_to_string(p("dc1-client-consul-0-key.pem")).unwrap();
+    assert!(pem.lines().filter(|l| !l.starts_with("-----")).all(|l| !body.contains(l)));
+    assert!(!body.contains("PRIVATE KEY") && !body.contains("-key.pem"), "{body}");
+
+    // Point the agent at the 365-day certificate and reload.
+    config_file(dir.path(), "agent", &config_for(1));
+    agent.signal("HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        agent.stderr().contains("reloaded configuration")
+    });
+    let (value, _) = agent.agent_self();
+    let cert = &value["Encryption"]["TLS"]["InternalRPC"]["Certificate"];
+    let not_after = unix_from_rfc3339(cert["NotAfter"].as_str().unwrap()).unwrap();
+    assert!(
+        (after_short + 365 * 86_400..=after_long + 365 * 86_400).contains(&not_after),
+        "NotAfter {} is not 365 days after issuing",
+        cert["NotAfter"]
+    );
+    assert!(matches!(cert["DaysLeft"].as_i64(), Some(364 | 365)), "{cert}");
+    assert_eq!(cert["Problems"], serde_json::json!([]));
+    let (code, _) = agent.stop("TERM");
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_server_whose_certificate_lacks_its_server_name_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    tls_in(dir.path(), &["ca", "create"]);
+    // A server certificate for dc2, on a dc1 server.
+    tls_in(dir.path(), &["cert", "create", "-server", "-dc=dc2"]);
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let config = config_file(
+        dir.path(),
+        "server",
+        &serde_json::json!({"tls": {"internal_rpc": {
+            "ca_file": p("consul-agent-ca.pem"),
+            "cert_file": p("dc2-server-consul-0.pem"),
+            "key_file": p("dc2-server-consul-0-key.pem")
+        }}}),
+    );
+    let agent = Agent::start(
+        "wrong-dc",
+        &dir.path().join("data"),
+        &[config, "-server".to_owned(), format!("-server-port={}", free_port())],
+    );
+    assert!(agent.stdout().contains("Server: true (bootstrap: false)"), "{}", agent.stdout());
+    let (value, _) = agent.agent_self();
+    let cert = &value["Encryption"]["TLS"]["InternalRPC"]["Certificate"];
+    assert_eq!(cert["Role"], "server");
+    assert_eq!(cert["DNSNames"], serde_json::json!(["server.dc2.consul", "localhost"]));
+    assert_eq!(
+        cert["Problems"],
+        serde_json::json!([{"Kind": "MissingServerName",
+            "Message": "DNS SANs lack server.dc1.consul (needed for verify_server_hostname)"}])
+    );
+    assert!(matches!(cert["DaysLeft"].as_i64(), Some(364 | 365)), "{cert}");
+}
+
+#[test]
+fn curl_with_client_certificates_over_https() {
+    if !require_tool_with("curl", "--version") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    tls_in(dir.path(), &["ca", "create"]);
+    tls_in(dir.path(), &["cert", "create", "-server"]);
+    tls_in(dir.path(), &["cert", "create", "-client"]);
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    tls_in(&other, &["ca", "create"]);
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let https = free_port();
+    let key = keygen();
+    let config = config_file(
+        dir.path(),
+        "https",
+        &serde_json::json!({
+            "encrypt": key,
+            "ports": {"https": https},
+            "ca_file": p("consul-agent-ca.pem"),
+            "cert_file": p("dc1-server-consul-0.pem"),
+            "key_file": p("dc1-server-consul-0-key.pem"),
+            "verify_incoming_https": true
+        }),
+    );
+    let agent = Agent::start("curl-node", &dir.path().join("data"), &[config]);
+    // A second key, installed over HTTPS with the CONSUL_* environment.
+    let second = keygen();
+    let install = consul_sec()
+        .args(["keyring", "-install", &second])
+        .env("CONSUL_HTTP_ADDR", format!("https://127.0.0.1:{https}"))
+        .env("CONSUL_CACERT", p("consul-agent-ca.pem"))
+        .env("CONSUL_CLIENT_CERT", p("dc1-client-consul-0.pem"))
+        .env("CONSUL_CLIENT_KEY", p("dc1-client-consul-0-key.pem"))
+        .output()
+        .unwrap();
+    assert!(install.status.success(), "{}", text(&install.stderr));
+
+    let curl = |ca: &str, client: bool, path: &str| {
+        let mut command = Command::new("curl");
+        command.args(["--silent", "--show-error", "--max-time", "20", "--cacert", ca]);
+        if client {
+            command.args(["--cert", &p("dc1-client-consul-0.pem")]);
+            command.args(["--key", &p("dc1-client-consul-0-key.pem")]);
+        }
+        command.arg(format!("https://127.0.0.1:{https}{path}")).output().unwrap()
+    };
+    let ca = p("consul-agent-ca.pem");
+    let out = curl(&ca, true, "/v1/agent/members");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let members: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(members.as_array().map(Vec::len), Some(1), "{members}");
+    assert_eq!(members[0]["Name"], "curl-node");
+    assert_eq!(members[0]["Port"], agent.lan);
+
+    let out = curl(&ca, true, "/v1/operator/keyring");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let pools: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pools.as_array().map(Vec::len), Some(1), "{pools}");
+    assert_eq!(pools[0]["Datacenter"], "dc1");
+    let keys = pools[0]["Keys"].as_object().unwrap();
+    assert_eq!(keys.len(), 2, "{pools}");
+    assert_eq!(keys[&key], 1);
+    assert_eq!(keys[&second], 1);
+    assert_eq!(pools[0]["PrimaryKeys"], serde_json::json!({ key.clone(): 1 }));
+
+    // No client certificate: the handshake is refused, nothing is served.
+    for path in ["/v1/agent/members", "/v1/operator/keyring"] {
+        let out = curl(&ca, false, path);
+        assert_ne!(out.status.code(), Some(0), "{path}: {}", text(&out.stdout));
+        assert!(out.stdout.is_empty(), "{path}: {}", text(&out.stdout));
+    }
+    // A CA that did not sign the server's certificate: curl's verify error.
+    let wrong_ca = other.join("consul-agent-ca.pem").display().to_string();
+    let out = curl(&wrong_ca, true, "/v1/agent/members");
+    assert_eq!(out.status.code(), Some(60), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert!(text(&out.stderr).to_lowercase().contains("certificate"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn rfc3339_test_helper_agrees_with_the_calendar() {
+    assert_eq!(unix_from_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(unix_from_rfc3339("2024-02-29T23:59:59Z"), Some(1_709_251_199));
+    assert_eq!(unix_from_rfc3339("2030-01-01T00:00:00Z"), Some(1_893_456_000));
+    assert_eq!(unix_from_rfc3339("2030-01-01 00:00:00Z"), None);
+    assert_eq!(unix_from_rfc3339("2030-01-01T00:00:00+01:00"), None);
 }

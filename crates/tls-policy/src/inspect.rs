@@ -10,6 +10,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::time::ASN1Time;
 
 use crate::{Error, files, server_name};
 
@@ -88,6 +89,22 @@ pub enum Problem {
     KeyMismatch,
 }
 
+impl Problem {
+    /// A stable name for the kind of problem, for machine-readable reports:
+    /// `Expired`, `NotYetValid`, `ExpiresSoon`, `MissingEku`,
+    /// `MissingServerName` or `KeyMismatch` (the variant's name).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Expired { .. } => "Expired",
+            Self::NotYetValid { .. } => "NotYetValid",
+            Self::ExpiresSoon { .. } => "ExpiresSoon",
+            Self::MissingEku { .. } => "MissingEku",
+            Self::MissingServerName { .. } => "MissingServerName",
+            Self::KeyMismatch => "KeyMismatch",
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -135,6 +152,43 @@ impl CertificateReport {
     /// True when no problem was found.
     pub fn fits(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// `not_before` as an RFC 3339 UTC timestamp (`2026-12-03T19:16:37Z`).
+    pub fn not_before_rfc3339(&self) -> String {
+        rfc3339(self.not_before)
+    }
+
+    /// `not_after` as an RFC 3339 UTC timestamp (`2027-12-03T19:16:37Z`).
+    pub fn not_after_rfc3339(&self) -> String {
+        rfc3339(self.not_after)
+    }
+
+    /// Whole days from `now` until `not_after`, rounded down: 0 on the last
+    /// day, negative once expired (-1 on the first day after).
+    pub fn days_left(&self, now: SystemTime) -> i64 {
+        (self.not_after.saturating_sub(unix_secs(now))).div_euclid(86_400)
+    }
+}
+
+/// Seconds since the UNIX epoch as an RFC 3339 UTC timestamp; a value
+/// outside the years 1..9999 (never in a parsed certificate) is written as
+/// `@<seconds>`.
+fn rfc3339(secs: i64) -> String {
+    match ASN1Time::from_timestamp(secs) {
+        Ok(time) => {
+            let t = time.to_datetime();
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        }
+        Err(_) => format!("@{secs}"),
     }
 }
 
@@ -296,6 +350,59 @@ fn dns_name_matches(presented: &str, expected: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(not_before: i64, not_after: i64) -> CertificateReport {
+        CertificateReport {
+            subject: "CN=x".into(),
+            issuer: "CN=ca".into(),
+            serial: "01".into(),
+            not_before,
+            not_after,
+            dns_names: Vec::new(),
+            ip_addresses: Vec::new(),
+            extended_key_usage: None,
+            is_ca: false,
+            problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn validity_is_written_as_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        // 2024 is a leap year: the day after Feb 28 is Feb 29.
+        assert_eq!(rfc3339(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert_eq!(rfc3339(1_893_456_000), "2030-01-01T00:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), format!("@{}", i64::MAX));
+        let r = report(1_709_164_800, 1_893_456_000);
+        assert_eq!(r.not_before_rfc3339(), "2024-02-29T00:00:00Z");
+        assert_eq!(r.not_after_rfc3339(), "2030-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn days_left_rounds_down_and_goes_negative_after_expiry() {
+        let end = 1_893_456_000;
+        let r = report(0, end);
+        let at = |secs: i64| UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap());
+        assert_eq!(r.days_left(at(end - 10 * 86_400)), 10);
+        assert_eq!(r.days_left(at(end - 10 * 86_400 + 1)), 9);
+        assert_eq!(r.days_left(at(end - 1)), 0);
+        assert_eq!(r.days_left(at(end)), 0);
+        assert_eq!(r.days_left(at(end + 1)), -1);
+        assert_eq!(r.days_left(at(end + 86_400 + 1)), -2);
+    }
+
+    #[test]
+    fn problem_kinds_are_the_variant_names() {
+        assert_eq!(Problem::ExpiresSoon { days_left: 3 }.kind(), "ExpiresSoon");
+        assert_eq!(Problem::Expired { not_after: 0 }.kind(), "Expired");
+        assert_eq!(Problem::NotYetValid { not_before: 0 }.kind(), "NotYetValid");
+        assert_eq!(Problem::MissingEku { usage: "serverAuth" }.kind(), "MissingEku");
+        assert_eq!(
+            Problem::MissingServerName { expected: "server.dc1.consul".into() }.kind(),
+            "MissingServerName"
+        );
+        assert_eq!(Problem::KeyMismatch.kind(), "KeyMismatch");
+    }
 
     #[test]
     fn wildcard_covers_one_label() {

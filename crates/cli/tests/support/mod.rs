@@ -14,8 +14,15 @@ use std::time::{Duration, Instant};
 pub const BIN: &str = env!("CARGO_BIN_EXE_consul-sec");
 
 pub fn require_tool(name: &str) -> bool {
+    require_tool_with(name, "version")
+}
+
+/// [`require_tool`] for a tool that reports its version with another
+/// argument (`curl --version`): true when `<name> <version_arg>` succeeds;
+/// otherwise prints why the test skips, or fails under `CONSUL_SEC_INTEROP=1`.
+pub fn require_tool_with(name: &str, version_arg: &str) -> bool {
     let found = Command::new(name)
-        .arg("version")
+        .arg(version_arg)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -295,4 +302,66 @@ pub fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("bad status line in {head:?}"))?;
     Ok((status, body.to_owned()))
+}
+
+/// Runs `consul-sec tls <args>` in `dir` (files land there), asserting success.
+pub fn tls_in(dir: &Path, args: &[&str]) {
+    let out = consul_sec().current_dir(dir).arg("tls").args(args).output().unwrap();
+    assert!(out.status.success(), "tls {args:?}: {}", text(&out.stderr));
+}
+
+/// Seconds since the UNIX epoch of an RFC 3339 UTC timestamp of the form
+/// `YYYY-MM-DDTHH:MM:SSZ`; `None` for anything else.
+pub fn unix_from_rfc3339(stamp: &str) -> Option<i64> {
+    let b = stamp.as_bytes();
+    let shape_ok = b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        });
+    if !shape_ok {
+        return None;
+    }
+    let num = |from: usize, to: usize| stamp[from..to].parse::<i64>().ok();
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    // Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar
+    // (shift the year to start in March so the leap day comes last).
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// Seconds since the UNIX epoch, now.
+pub fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    i64::try_from(since.as_secs()).unwrap()
+}
+
+impl Agent {
+    /// `GET /v1/agent/self` on the plain HTTP port, as JSON, with the raw body.
+    pub fn agent_self(&self) -> (serde_json::Value, String) {
+        let (status, body) = http_get(self.http, "/v1/agent/self").unwrap();
+        assert_eq!(status, 200, "{body}");
+        let value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        (value, body)
+    }
+
+    /// The banner's `Gossip encrypt: ..., RPC-TLS: ..., TLS-Incoming: ...` line, trimmed.
+    pub fn encrypt_banner_line(&self) -> String {
+        let stdout = self.stdout();
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("Gossip encrypt: "))
+            .unwrap_or_else(|| panic!("no Gossip encrypt line in:\n{stdout}"))
+            .trim()
+            .to_owned()
+    }
 }
