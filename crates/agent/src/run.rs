@@ -64,6 +64,12 @@ pub fn consul_tags(config: &Config) -> std::collections::BTreeMap<String, String
     tags.insert("build".to_owned(), format!("{VERSION}:consul-sec"));
     if agent.server {
         tags.insert("port".to_owned(), agent.ports.server.to_string());
+        // Consul: servers with an internal-RPC CA advertise that they take
+        // TLS; fixed at start (a reload does not change serf tags).
+        let rpc = &config.tls.internal_rpc;
+        if rpc.ca_file.is_some() || rpc.ca_path.is_some() {
+            tags.insert("use_tls".to_owned(), "1".to_owned());
+        }
         if bootstrap(config) {
             tags.insert("bootstrap".to_owned(), "1".to_owned());
         } else if agent.bootstrap_expect > 0 {
@@ -363,9 +369,11 @@ async fn run(
 }
 
 /// SIGHUP: reloads the log level, the HTTPS certificates and the internal
-/// RPC TLS policy (new connections only, as Consul). A
-/// configuration that no longer loads is logged and the running settings
-/// are kept.
+/// RPC TLS policy (on the RPC port, new connections only, as Consul; the
+/// agent's own RPC client drops idle connections of the old policy). All
+/// or nothing: a configuration that no longer loads, or TLS files that do
+/// not, is logged and the running settings are kept, as Consul aborts such
+/// a reload.
 fn reload_config(
     options: &LoadOptions,
     log: &LogHandle,
@@ -379,21 +387,32 @@ fn reload_config(
             return;
         }
     };
+    let tls = &loaded.config.tls;
+    let https = https_tls.map(|_| tls.https.load()).transpose();
+    let (https, rpc) = match (https, tls.internal_rpc.load()) {
+        (Ok(https), Ok(rpc)) => (https, rpc),
+        (Err(err), _) | (_, Err(err)) => {
+            tracing::error!("agent: Failed reloading tls configuration: {err}");
+            tracing::error!("agent: Failed to reload configs: nothing was changed");
+            return;
+        }
+    };
     let level = loaded.config.agent.log_level.as_str();
     if let Some(handle) = log
         && let Err(err) = handle.reload(EnvFilter::new(level))
     {
         tracing::error!(error = %err, "agent: cannot change the log level");
     }
-    if let Some(tls) = https_tls
-        && let Err(err) = tls.reload(&loaded.config.tls.https)
-    {
-        tracing::error!("agent: Failed reloading tls configuration: {err}");
+    if let (Some(configurator), Some(https)) = (https_tls, https) {
+        configurator.swap(https);
     }
-    if let Err(err) = rpc_tls.reload(&loaded.config.tls.internal_rpc) {
-        tracing::error!("agent: Failed reloading tls configuration: {err}");
-    }
-    tracing::info!(log_level = level, "agent: reloaded configuration");
+    let rpc = rpc_tls.swap(rpc);
+    tracing::info!(
+        log_level = level,
+        rpc_tls = rpc.verify_outgoing_effective(),
+        tls_incoming = rpc.policy().verify_incoming,
+        "agent: reloaded configuration"
+    );
 }
 
 /// Resolves join addresses (`host`, `host:port`, `[v6]:port`), with the

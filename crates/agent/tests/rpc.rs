@@ -289,6 +289,36 @@ async fn pool_redials_after_server_restart() {
 }
 
 #[tokio::test]
+async fn pool_closes_connections_idle_longer_than_max_idle_time() {
+    let server = start_server(&TlsPolicy::default()).await;
+    let tls = Arc::new(consul_sec_tls_policy::TlsConfigurator::new(&TlsPolicy::default()).unwrap());
+    let config = consul_sec_agent::rpc::PoolConfig {
+        max_idle_time: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let client = consul_sec_agent::rpc::RpcClient::new(tls, config);
+    client.ping(server.addr).await.unwrap();
+    client.ping(server.addr).await.unwrap();
+    assert_eq!(client.dials(), 1, "reused while fresh");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.ping(server.addr).await.unwrap();
+    assert_eq!(client.dials(), 2, "an idle connection past max_idle_time is not reused");
+}
+
+#[tokio::test]
+async fn pool_keeps_connections_per_datacenter() {
+    let server = start_server(&TlsPolicy::default()).await;
+    let client = client(&TlsPolicy::default());
+    let ping = Value::Map(Vec::new());
+    client.call_in("dc1", server.addr, "Status.Ping", &ping).await.unwrap();
+    client.call_in("dc2", server.addr, "Status.Ping", &ping).await.unwrap();
+    assert_eq!(client.dials(), 2, "a dc1 connection does not serve dc2");
+    client.call_in("dc1", server.addr, "Status.Ping", &ping).await.unwrap();
+    client.call_in("dc2", server.addr, "Status.Ping", &ping).await.unwrap();
+    assert_eq!(client.dials(), 2);
+}
+
+#[tokio::test]
 async fn bad_input_closes_only_that_connection() {
     let (logs, _guard) = Logs::capture();
     let server = start_server(&TlsPolicy::default()).await;
@@ -332,7 +362,8 @@ async fn verify_incoming_refuses_plaintext_and_logs_why() {
     let server = start_server(&policy(Some(&pki.ca_file), Some(&pair), true, false, false)).await;
 
     let err = client(&TlsPolicy::default()).ping(server.addr).await.unwrap_err();
-    assert!(matches!(err, RpcError::Closed { .. } | RpcError::Io { .. }), "{err:?}");
+    assert!(matches!(err, RpcError::PlaintextRefused { .. }), "{err:?}");
+    assert!(err.to_string().contains("it may require TLS (verify_incoming)"), "{err}");
     let line = logs.wait_for(&["Non-TLS connection attempted with VerifyIncoming set"]).await;
     assert!(line.contains("WARN"), "{line}");
     assert!(line.contains("conn=from=127.0.0.1:"), "{line}");

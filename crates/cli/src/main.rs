@@ -12,7 +12,7 @@ mod cmd;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 
 /// Consul's gossip encryption and RPC TLS, in Rust.
 #[derive(Debug, Parser)]
@@ -29,8 +29,18 @@ struct Cli {
 
 fn main() -> ExitCode {
     let argv = args::normalize(std::env::args_os());
-    let cli = match Cli::try_parse_from(argv) {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches_from(argv)
+        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    let cli = match parsed {
+        Ok((mut cli, matches)) => {
+            if let (cmd::Command::Agent(args), Some(("agent", sub))) =
+                (&mut cli.command, matches.subcommand())
+            {
+                args.order_paths(sub);
+            }
+            cli
+        }
         Err(err) => {
             // Help and version requests are successes; everything else is a usage error.
             let code = if err.use_stderr() { 2 } else { 0 };

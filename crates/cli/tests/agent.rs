@@ -661,12 +661,18 @@ fn sighup_reloads_the_https_certificates() {
     assert!(members_with("two"), "new connections use the reloaded certificates");
     assert!(!members_with("one"));
 
-    // A broken certificate on reload is logged and the running one is kept.
+    // A broken certificate on reload is logged and the running one is
+    // kept; nothing else of that reload is applied either.
+    let reloads = agent.stderr().matches("reloaded configuration").count();
     std::fs::write(live.join("server.pem"), "not a certificate").unwrap();
     agent.signal("HUP");
     wait_for("the failed reload", Duration::from_secs(10), || {
         agent.stderr().contains("Failed reloading tls configuration")
     });
+    wait_for("the abort line", Duration::from_secs(5), || {
+        agent.stderr().contains("Failed to reload configs: nothing was changed")
+    });
+    assert_eq!(agent.stderr().matches("reloaded configuration").count(), reloads);
     assert!(members_with("two"));
 }
 
@@ -1092,4 +1098,26 @@ fn rfc3339_test_helper_agrees_with_the_calendar() {
     assert_eq!(unix_from_rfc3339("2030-01-01T00:00:00Z"), Some(1_893_456_000));
     assert_eq!(unix_from_rfc3339("2030-01-01 00:00:00Z"), None);
     assert_eq!(unix_from_rfc3339("2030-01-01T00:00:00+01:00"), None);
+}
+
+#[test]
+fn config_files_and_dirs_are_read_in_command_line_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf_dir = dir.path().join("conf.d");
+    std::fs::create_dir(&conf_dir).unwrap();
+    std::fs::write(conf_dir.join("a.json"), r#"{"datacenter": "from-dir"}"#).unwrap();
+    let file = dir.path().join("f.hcl");
+    std::fs::write(&file, "datacenter = \"from-file\"\n").unwrap();
+    let dir_flag = format!("-config-dir={}", conf_dir.display());
+    let file_flag = format!("-config-file={}", file.display());
+    for (name, flags, expected) in [
+        ("dir-then-file", [dir_flag.clone(), file_flag.clone()], "from-file"),
+        ("file-then-dir", [file_flag.clone(), dir_flag.clone()], "from-dir"),
+    ] {
+        let agent = Agent::start(name, &dir.path().join(name), &flags);
+        let banner = agent.stdout();
+        assert!(banner.contains(&format!("Datacenter: '{expected}'")), "{name}: {banner}");
+        let (code, _) = agent.stop("TERM");
+        assert_eq!(code, Some(0));
+    }
 }

@@ -401,6 +401,22 @@ fn members_at(port: u16) -> Option<BTreeMap<String, u64>> {
         .collect()
 }
 
+/// The names of the members that advertise the `use_tls=1` serf tag, as
+/// the agent on `port` sees them.
+fn use_tls_members(port: u16) -> Vec<String> {
+    let (_, body) = http_get(port, "/v1/agent/members").unwrap();
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mut names: Vec<String> = value
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["Tags"]["use_tls"] == "1")
+        .map(|m| m["Name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// A plaintext `Status.Ping` written straight to a server's RPC port, as a
 /// client without TLS would: `Ok(true)` if the server answered, `Ok(false)`
 /// if it closed the connection without a byte.
@@ -494,9 +510,17 @@ fn tls_migration(by_reload: bool) {
         assert!(plaintext_ping(port).unwrap(), "plaintext ping to {port} before TLS");
     }
     cluster.set_stage("plaintext");
+    assert!(use_tls_members(cluster.nodes[3].http()).is_empty());
     std::thread::sleep(Duration::from_secs(2));
 
     cluster.roll("1-certificates", tls_stage1, by_reload);
+    if !by_reload {
+        // Servers with a CA advertise use_tls=1 (a tag is set at start only).
+        let servers = vec!["server-0".to_owned(), "server-1".to_owned(), "server-2".to_owned()];
+        wait_for("use_tls tags", Duration::from_secs(10), || {
+            use_tls_members(cluster.nodes[4].http()) == servers
+        });
+    }
     let stage2_at = cluster.started.elapsed();
     cluster.roll("2-verify-outgoing", tls_stage2, by_reload);
     let stage2_done = cluster.started.elapsed();

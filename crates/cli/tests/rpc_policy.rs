@@ -92,7 +92,10 @@ fn policy_in_force_between_real_agents() {
     let plain = start_client(dir, "plain", "datacenter = \"dc1\"\n");
     let (status, body) = ping(&plain, rpc, None);
     assert_eq!(status, 500, "{body}");
-    assert!(body.contains("connection error"), "{body}");
+    assert!(
+        body.contains("closed the plaintext RPC connection without answering; it may require TLS"),
+        "{body}"
+    );
     wait_for("the VerifyIncoming warning", Duration::from_secs(5), || {
         server.stderr().contains("Non-TLS connection attempted with VerifyIncoming set")
     });

@@ -38,9 +38,15 @@ impl TlsConfigurator {
     /// Loads `policy` and, only if that succeeds, swaps it in. On error the
     /// old policy stays in force and the error is returned.
     pub fn reload(&self, policy: &TlsPolicy) -> Result<Arc<LoadedPolicy>, Error> {
-        let loaded = Arc::new(policy.load()?);
+        Ok(self.swap(policy.load()?))
+    }
+
+    /// Swaps in a policy loaded earlier (with [`TlsPolicy::load`]), so a
+    /// caller can load several policies and apply them all or none.
+    pub fn swap(&self, loaded: LoadedPolicy) -> Arc<LoadedPolicy> {
+        let loaded = Arc::new(loaded);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded.clone();
-        Ok(loaded)
+        loaded
     }
 
     /// The incoming configuration of the policy in force.

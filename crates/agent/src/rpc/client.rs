@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use consul_sec_tls_policy::{LoadedPolicy, Outgoing, RpcType, TlsConfigurator};
 use rmpv::Value;
@@ -31,6 +31,10 @@ pub struct PoolConfig {
     pub connect_timeout: Duration,
     /// Time allowed for one call, dial and TLS handshake included (default 30 s).
     pub call_timeout: Duration,
+    /// An idle connection older than this is closed rather than reused
+    /// (Consul's client pool: 127 s), so a server's later policy (say
+    /// `verify_incoming` by reload) reaches long-lived clients too.
+    pub max_idle_time: Duration,
 }
 
 impl Default for PoolConfig {
@@ -40,6 +44,7 @@ impl Default for PoolConfig {
             max_idle_per_server: 4,
             connect_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(30),
+            max_idle_time: Duration::from_secs(127),
         }
     }
 }
@@ -62,6 +67,8 @@ struct Conn {
     tls: bool,
     /// The policy it was dialled under.
     policy: Arc<LoadedPolicy>,
+    /// When it was last put back in the pool.
+    idle_since: Instant,
 }
 
 /// A pooled msgpack-RPC client for Consul's RPC port. Cheap to clone; clones
@@ -193,8 +200,11 @@ impl RpcClient {
                     tracing::debug!(server = %addr, error = %err, "pooled RPC connection was closed; redialling");
                     conn = self.dial(dc, addr).await?;
                     reused = false;
-                    self.round_trip(&mut conn, addr, method, args).await?
+                    self.round_trip(&mut conn, addr, method, args)
+                        .await
+                        .map_err(|err| refused_plaintext(err, &conn))?
                 }
+                Err(err) if !reused => return Err(refused_plaintext(err, &conn)),
                 Err(err) => return Err(err),
             };
             let report = CallReport { tls: conn.tls, reused };
@@ -221,14 +231,16 @@ impl RpcClient {
         // Connections dialled under an earlier policy (before a reload) are
         // dropped, so a reload applies to every later call.
         while let Some(conn) = conns.pop() {
-            if Arc::ptr_eq(&conn.policy, &now) {
+            let fresh = conn.idle_since.elapsed() < self.inner.config.max_idle_time;
+            if fresh && Arc::ptr_eq(&conn.policy, &now) {
                 return Some(conn);
             }
         }
         None
     }
 
-    fn put_idle(&self, dc: &str, addr: SocketAddr, conn: Conn) {
+    fn put_idle(&self, dc: &str, addr: SocketAddr, mut conn: Conn) {
+        conn.idle_since = Instant::now();
         let max = self.inner.config.max_idle_per_server;
         let mut idle = self.lock_idle();
         let conns = idle.entry((dc.to_owned(), addr)).or_default();
@@ -263,7 +275,7 @@ impl RpcClient {
         };
         // Sent together with the first request (one flush per call).
         stream.write_all(&[RpcType::Consul.byte()]).await.map_err(|e| io_error(addr, e))?;
-        Ok(Conn { reader: FrameReader::new(stream), tls, policy })
+        Ok(Conn { reader: FrameReader::new(stream), tls, policy, idle_since: Instant::now() })
     }
 
     /// Sends one request and reads its response. The outer error means the
@@ -298,6 +310,17 @@ async fn read(reader: &mut FrameReader<Box<dyn Io>>, addr: SocketAddr) -> Result
         Ok(None) => Err(RpcError::Closed { addr }),
         Err(ReadError::Io(e)) => Err(io_error(addr, e)),
         Err(ReadError::Codec(source)) => Err(RpcError::Protocol { addr, source }),
+    }
+}
+
+/// A new plaintext connection closed before any answer is what a server
+/// under `verify_incoming` does to plaintext: say so instead of "reset".
+fn refused_plaintext(err: RpcError, conn: &Conn) -> RpcError {
+    match err {
+        RpcError::Closed { addr } | RpcError::Io { addr, .. } if !conn.tls && stale(&err) => {
+            RpcError::PlaintextRefused { addr }
+        }
+        other => other,
     }
 }
 

@@ -99,6 +99,16 @@ pub enum RpcError {
         #[source]
         source: io::Error,
     },
+    /// A new plaintext connection was closed before any answer: what a
+    /// server under `verify_incoming` does to plaintext RPC.
+    #[error(
+        "{addr}: the server closed the plaintext RPC connection without answering; \
+         it may require TLS (verify_incoming): dial it with verify_outgoing and a client certificate"
+    )]
+    PlaintextRefused {
+        /// The server address.
+        addr: SocketAddr,
+    },
     /// The peer closed the connection before answering.
     #[error("{addr}: connection closed by the peer")]
     Closed {

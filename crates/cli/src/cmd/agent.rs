@@ -10,9 +10,9 @@ use consul_sec_config::{ConfigPath, FileFormat, Flags, LoadOptions};
 /// Arguments of `agent` (Consul's flag names).
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Config files are read in this order: every -config-file, then every -config-dir (Consul reads them \
-in command-line order). SIGINT/SIGTERM leave the cluster and exit 0; SIGHUP reloads log_level and \
-the HTTPS certificates. Logs go to stderr.")]
+-config-file and -config-dir are read in command-line order; later files win. SIGINT/SIGTERM leave \
+the cluster and exit 0; SIGHUP reloads log_level and the TLS files and verify settings \
+(tls.https, tls.internal_rpc), all or nothing. Logs go to stderr.")]
 pub(crate) struct AgentArgs {
     /// Path to a data directory to store agent state
     #[arg(long, value_name = "PATH")]
@@ -23,6 +23,10 @@ pub(crate) struct AgentArgs {
     /// Path to a directory to read configuration files from (.json and .hcl). Can be specified multiple times
     #[arg(long, value_name = "DIR")]
     config_dir: Vec<PathBuf>,
+    /// `-config-file` and `-config-dir` merged in command-line order (set
+    /// by [`AgentArgs::order_paths`]).
+    #[arg(skip)]
+    paths: Vec<ConfigPath>,
     /// Config files are in this format irrespective of their extension. Must be 'hcl' or 'json'
     #[arg(long, value_name = "FORMAT")]
     config_format: Option<String>,
@@ -82,13 +86,35 @@ pub(crate) struct AgentArgs {
     disable_keyring_file: bool,
 }
 
+impl AgentArgs {
+    /// Puts `-config-file` and `-config-dir` in the order they were given
+    /// (clap keeps each flag's values, and their positions, apart).
+    pub(crate) fn order_paths(&mut self, matches: &clap::ArgMatches) {
+        let mut all: Vec<(usize, ConfigPath)> = Vec::new();
+        if let Some(indices) = matches.indices_of("config_file") {
+            all.extend(indices.zip(self.config_file.iter().cloned().map(ConfigPath::File)));
+        }
+        if let Some(indices) = matches.indices_of("config_dir") {
+            all.extend(indices.zip(self.config_dir.iter().cloned().map(ConfigPath::Dir)));
+        }
+        all.sort_by_key(|(index, _)| *index);
+        self.paths = all.into_iter().map(|(_, path)| path).collect();
+    }
+}
+
 pub(crate) fn run(args: AgentArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let format = match &args.config_format {
         Some(text) => Some(text.parse::<FileFormat>()?),
         None => None,
     };
-    let mut paths: Vec<ConfigPath> = args.config_file.into_iter().map(ConfigPath::File).collect();
-    paths.extend(args.config_dir.into_iter().map(ConfigPath::Dir));
+    let paths = if args.paths.is_empty() {
+        let mut paths: Vec<ConfigPath> =
+            args.config_file.into_iter().map(ConfigPath::File).collect();
+        paths.extend(args.config_dir.into_iter().map(ConfigPath::Dir));
+        paths
+    } else {
+        args.paths
+    };
     let flags = Flags {
         datacenter: args.datacenter,
         domain: args.domain,
