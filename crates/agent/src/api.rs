@@ -272,7 +272,7 @@ async fn keyring<C: Cluster>(
     }
     let mut local_only = false;
     if let Some(value) = query_param(query, "local-only").filter(|v| !v.is_empty()) {
-        local_only = match parse_go_bool(value) {
+        local_only = match parse_go_bool(&value) {
             Some(b) => b,
             None => {
                 return text(
@@ -324,7 +324,9 @@ async fn rpc_ping<C: Cluster>(state: &ApiState<C>, query: &str) -> Response<Full
             return text(StatusCode::BAD_REQUEST, &format!("Bad addr {shown:?}: want <ip:port>"));
         }
     };
-    let dc = query_param(query, "dc").unwrap_or(&state.config.datacenter);
+    // As in Consul, an empty dc is the agent's own.
+    let dc = query_param(query, "dc").filter(|dc| !dc.is_empty());
+    let dc = dc.as_deref().unwrap_or(&state.config.datacenter);
     match client.ping_report(dc, addr).await {
         Ok(report) => json(
             StatusCode::OK,
@@ -367,13 +369,12 @@ fn parse_go_bool(value: &str) -> Option<bool> {
     }
 }
 
-/// The first value of `name` in a query string (no percent-decoding is
-/// needed for the parameters read here).
-fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then_some(value)
-    })
+/// The first value of `name` in a query string, percent- and
+/// `+`-decoded as Go's `url.ParseQuery` does.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {

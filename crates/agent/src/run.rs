@@ -384,12 +384,14 @@ fn reload_config(
         Ok(loaded) => loaded,
         Err(err) => {
             tracing::error!("agent: Failed to reload configs: {err}");
+            tracing::error!("agent: Failed to reload configs: nothing was changed");
             return;
         }
     };
     let tls = &loaded.config.tls;
-    let https = https_tls.map(|_| tls.https.load()).transpose();
-    let (https, rpc) = match (https, tls.internal_rpc.load()) {
+    let https = https_tls.map(|_| tls.https.load().map_err(|e| format!("tls.https: {e}")));
+    let rpc = tls.internal_rpc.load().map_err(|e| format!("tls.internal_rpc: {e}"));
+    let (https, rpc) = match (https.transpose(), rpc) {
         (Ok(https), Ok(rpc)) => (https, rpc),
         (Err(err), _) | (_, Err(err)) => {
             tracing::error!("agent: Failed reloading tls configuration: {err}");

@@ -587,3 +587,44 @@ async fn self_judges_the_certificate_for_the_agents_role() {
     assert_eq!(problems(true, &client).await, (json!("server"), missing.clone()));
     assert_eq!(problems(true, &other_dc).await, (json!("server"), missing));
 }
+
+#[tokio::test]
+async fn rpc_ping_route_decodes_its_query_and_checks_addr() {
+    use consul_sec_agent::rpc::{PoolConfig, RpcClient, RpcServer};
+    use consul_sec_tls_policy::{TlsConfigurator, TlsPolicy};
+
+    let dir = tempfile::tempdir().unwrap();
+    let tls = Arc::new(TlsConfigurator::new(&TlsPolicy::default()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = Arc::new(RpcServer::new(tls.clone(), state(dir.path(), &[]).cluster));
+    let _serving = tokio::spawn(server.serve(listener));
+
+    let without = state(dir.path(), &[]);
+    let uri = format!("/v1/internal/rpc/ping?addr=127.0.0.1:{port}");
+    assert_eq!(call(&without, "GET", &uri, "").await.status, StatusCode::NOT_FOUND);
+
+    let mut with = state(dir.path(), &[]);
+    with.rpc = Some(RpcClient::new(tls, PoolConfig::default()));
+    // Percent-encoded as any HTTP client would, and an empty dc (the agent's own).
+    for query in [format!("addr=127.0.0.1%3A{port}"), format!("addr=127.0.0.1:{port}&dc=")] {
+        let answer = call(&with, "GET", &format!("/v1/internal/rpc/ping?{query}"), "").await;
+        assert_eq!(answer.status, StatusCode::OK, "{query}: {}", answer.body);
+        let json = answer.json();
+        assert_eq!(json["Addr"], format!("127.0.0.1:{port}"));
+        assert_eq!(json["TLS"], false);
+    }
+    let answer = call(&with, "GET", "/v1/internal/rpc/ping?addr=notanip", "").await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.body.contains(r#"Bad addr "notanip": want <ip:port>"#), "{}", answer.body);
+    let answer = call(&with, "GET", "/v1/internal/rpc/ping", "").await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.body.starts_with("Missing addr"), "{}", answer.body);
+    let answer = call(&with, "POST", &uri, "").await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(answer.allow.as_deref(), Some("GET"));
+    // Nothing listens on port 1: the RPC error, as a 500.
+    let answer = call(&with, "GET", "/v1/internal/rpc/ping?addr=127.0.0.1%3A1", "").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(answer.body.contains("127.0.0.1:1: cannot connect"), "{}", answer.body);
+}

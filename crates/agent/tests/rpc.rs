@@ -640,3 +640,37 @@ async fn go_client_pings_over_tls_with_hashicorp_msgpack_codec() {
     assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL Status.Ping"));
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_the_tls_handshake_times_out_naming_it() {
+    let pki = Pki::new();
+    // Accepts, reads nothing, answers nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let tls = Arc::new(
+        consul_sec_tls_policy::TlsConfigurator::new(&policy(
+            Some(&pki.ca_file),
+            None,
+            false,
+            true,
+            false,
+        ))
+        .unwrap(),
+    );
+    let config = consul_sec_agent::rpc::PoolConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let client = consul_sec_agent::rpc::RpcClient::new(tls, config);
+    let started = std::time::Instant::now();
+    let err = client.ping(addr).await.unwrap_err();
+    assert!(matches!(&err, RpcError::Timeout { what, .. } if what == "TLS handshake"), "{err:?}");
+    assert_eq!(err.to_string(), format!("{addr}: timed out during TLS handshake"));
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}

@@ -31,6 +31,10 @@ pub struct PoolConfig {
     pub connect_timeout: Duration,
     /// Time allowed for one call, dial and TLS handshake included (default 30 s).
     pub call_timeout: Duration,
+    /// Time allowed for the TLS handshake of a new connection (default
+    /// 5 s, the server's `rpc_handshake_timeout`): a peer that accepts but
+    /// never answers fails fast and names the handshake.
+    pub handshake_timeout: Duration,
     /// An idle connection older than this is closed rather than reused
     /// (Consul's client pool: 127 s), so a server's later policy (say
     /// `verify_incoming` by reload) reaches long-lived clients too.
@@ -44,6 +48,7 @@ impl Default for PoolConfig {
             max_idle_per_server: 4,
             connect_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(5),
             max_idle_time: Duration::from_secs(127),
         }
     }
@@ -266,10 +271,15 @@ impl RpcClient {
             Outgoing::Plaintext => (Box::new(tcp), false),
             Outgoing::Tls { server_name, config } => {
                 tcp.write_all(&[RpcType::Tls.byte()]).await.map_err(|e| io_error(addr, e))?;
-                let tls = TlsConnector::from(config)
-                    .connect(server_name, tcp)
+                let handshake = TlsConnector::from(config).connect(server_name, tcp);
+                let tls = match tokio::time::timeout(self.inner.config.handshake_timeout, handshake)
                     .await
-                    .map_err(|e| io_error(addr, e))?;
+                {
+                    Ok(result) => result.map_err(|e| io_error(addr, e))?,
+                    Err(_) => {
+                        return Err(RpcError::Timeout { addr, what: "TLS handshake".into() });
+                    }
+                };
                 (Box::new(tls), true)
             }
         };
