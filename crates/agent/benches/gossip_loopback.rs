@@ -18,6 +18,11 @@ use consul_sec_gossip_crypto::{KeySize, Keyring, SecretKey};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use tokio::sync::broadcast;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::free_port;
+
 fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
@@ -77,21 +82,6 @@ impl Drop for Serf {
         for (c, _) in &mut self.0 {
             let _ = c.kill();
             let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    // Never hand out the same port twice in one process: the ports are
-    // released before serf binds them, so a repeat would collide.
-    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        let mut used = USED.lock().unwrap();
-        if !used.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            used.push(port);
-            return port;
         }
     }
 }

@@ -2,31 +2,15 @@
 //! (issue 6, acceptance 5: the upshift from plaintext to full encryption).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use consul_sec_agent::transport::{GossipNode, GossipOptions};
 use consul_sec_gossip::{Config, GossipSecurity, MemberStatus, Timing};
 use consul_sec_gossip_crypto::{KeySize, Keyring, SecretKey};
 
-fn free_port() -> u16 {
-    // Never hand out the same port twice in one process: the ports are
-    // released before serf binds them, so a repeat would collide.
-    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        let mut used = USED.lock().unwrap();
-        if !used.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            used.push(port);
-            return port;
-        }
-    }
-}
+mod common;
 
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
+use common::{addr, free_port};
 
 async fn start(i: usize, port: u16, security: GossipSecurity) -> GossipNode {
     let mut config = Config::new(format!("node-{i}"), addr(port));

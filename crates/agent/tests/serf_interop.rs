@@ -14,6 +14,10 @@ use consul_sec_agent::transport::{GossipError, GossipNode, GossipOptions};
 use consul_sec_gossip::{Config, GossipSecurity, MemberStatus};
 use consul_sec_gossip_crypto::{KeySize, Keyring, SecretKey};
 
+mod common;
+
+use common::{addr, free_port};
+
 fn require_tool(name: &str) -> bool {
     let found = Command::new(name)
         .arg("version")
@@ -30,26 +34,6 @@ fn require_tool(name: &str) -> bool {
         );
     }
     found
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1.
-fn free_port() -> u16 {
-    // Never hand out the same port twice in one process: the ports are
-    // released before serf binds them, so a repeat would collide.
-    static USED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        let mut used = USED.lock().unwrap();
-        if !used.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            used.push(port);
-            return port;
-        }
-    }
-}
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 enum Keys<'a> {
