@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use consul_sec_agent::cluster::LocalCluster;
 use consul_sec_agent::keyring::KeyringStore;
-use consul_sec_agent::model::{AgentMember, STATUS_ALIVE};
+use consul_sec_agent::model::AgentMember;
 use consul_sec_agent::rpc::{PoolConfig, RpcClient, RpcServer};
 use consul_sec_gossip_crypto::{Keyring, SecretKey};
 use consul_sec_pki::{Ca, CaRequest, CertKind, CertRequest, create_ca, issue_cert};
@@ -32,19 +32,7 @@ fn write_pair(
 }
 
 fn member() -> AgentMember {
-    AgentMember {
-        name: "bench".into(),
-        addr: "127.0.0.1".into(),
-        port: 8301,
-        tags: Default::default(),
-        status: STATUS_ALIVE,
-        protocol_min: 1,
-        protocol_max: 5,
-        protocol_cur: 2,
-        delegate_min: 2,
-        delegate_max: 5,
-        delegate_cur: 4,
-    }
+    AgentMember::alive("bench", "127.0.0.1:8301".parse().unwrap(), Default::default())
 }
 
 fn bench_rpc(c: &mut Criterion) {

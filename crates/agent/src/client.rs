@@ -458,19 +458,7 @@ mod tests {
             tags.insert("vsn".to_owned(), "2".to_owned());
             tags.insert("build".to_owned(), "0.1.0:consul-sec".to_owned());
         }
-        AgentMember {
-            name: name.to_owned(),
-            addr: "127.0.0.1".to_owned(),
-            port: 8301,
-            tags,
-            status,
-            protocol_min: 1,
-            protocol_max: 5,
-            protocol_cur: 2,
-            delegate_min: 2,
-            delegate_max: 5,
-            delegate_cur: 4,
-        }
+        AgentMember { status, ..AgentMember::alive(name, "127.0.0.1:8301".parse().unwrap(), tags) }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! [`Cluster`] over the running gossip node: members from the membership,
 //! key operations through serf's internal key queries on every member.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use consul_sec_gossip::{KeyQueryResult, Member, MemberStatus};
@@ -35,18 +36,8 @@ impl GossipCluster {
             .into_iter()
             .find(|m| m.name == name)
             .map(|m| to_agent_member(&m))
-            .unwrap_or_else(|| AgentMember {
-                name: name.clone(),
-                addr: node.local_addr().ip().to_string(),
-                port: node.local_addr().port(),
-                tags: Default::default(),
-                status: STATUS_ALIVE,
-                protocol_min: 0,
-                protocol_max: 0,
-                protocol_cur: 0,
-                delegate_min: 0,
-                delegate_max: 0,
-                delegate_cur: 0,
+            .unwrap_or_else(|| {
+                AgentMember::alive(name.clone(), node.local_addr(), BTreeMap::new())
             });
         GossipCluster {
             node: RwLock::new(Some(node)),

@@ -28,16 +28,12 @@
 //! use std::sync::Arc;
 //! use consul_sec_agent::cluster::{Cluster, KeyOperation, KeyRequest, LocalCluster};
 //! use consul_sec_agent::keyring::KeyringStore;
-//! use consul_sec_agent::model::{AgentMember, STATUS_ALIVE};
+//! use consul_sec_agent::model::AgentMember;
 //! use consul_sec_gossip_crypto::{Keyring, SecretKey};
 //!
 //! let key = SecretKey::from_base64("pUqJrVyVRj5jsiYEkM/tFQYfWyJIv4s3XkvDwy7Cu5s=").unwrap();
 //! let store = Arc::new(KeyringStore::new(Keyring::from_keys([key]).unwrap(), None));
-//! let member = AgentMember {
-//!     name: "node1".into(), addr: "127.0.0.1".into(), port: 8301, tags: Default::default(),
-//!     status: STATUS_ALIVE, protocol_min: 1, protocol_max: 5, protocol_cur: 2,
-//!     delegate_min: 2, delegate_max: 5, delegate_cur: 4,
-//! };
+//! let member = AgentMember::alive("node1", "127.0.0.1:8301".parse().unwrap(), Default::default());
 //! let cluster = LocalCluster::new(member, "dc1", store);
 //! let request = KeyRequest { op: KeyOperation::List, relay_factor: 0, local_only: false };
 //! let response = block_on(cluster.key_operation(request));

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +58,32 @@ pub struct AgentMember {
     pub delegate_max: u8,
     /// serf (delegate) protocol in use.
     pub delegate_cur: u8,
+}
+
+impl AgentMember {
+    /// An alive member at `addr` with `tags`, advertising the protocol
+    /// versions consul-sec's gossip speaks ([`consul_sec_gossip::VSN`]).
+    pub fn alive(
+        name: impl Into<String>,
+        addr: SocketAddr,
+        tags: BTreeMap<String, String>,
+    ) -> Self {
+        let [protocol_min, protocol_max, protocol_cur, delegate_min, delegate_max, delegate_cur] =
+            consul_sec_gossip::VSN;
+        AgentMember {
+            name: name.into(),
+            addr: addr.ip().to_string(),
+            port: addr.port(),
+            tags,
+            status: STATUS_ALIVE,
+            protocol_min,
+            protocol_max,
+            protocol_cur,
+            delegate_min,
+            delegate_max,
+            delegate_cur,
+        }
+    }
 }
 
 /// The `Config` object of `GET /v1/agent/self` (the subset consul-sec knows).

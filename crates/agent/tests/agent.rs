@@ -9,7 +9,7 @@ use consul_sec_agent::api::{ApiState, respond, serve};
 use consul_sec_agent::client::{ApiClient, ClientOptions, KeyringAction};
 use consul_sec_agent::cluster::LocalCluster;
 use consul_sec_agent::keyring::KeyringStore;
-use consul_sec_agent::model::{AgentMember, STATUS_ALIVE, SelfConfig};
+use consul_sec_agent::model::{AgentMember, SelfConfig};
 use consul_sec_gossip_crypto::{Keyring, SecretKey, load_keyring_file};
 use http_body_util::BodyExt as _;
 use hyper::{Request, StatusCode};
@@ -20,19 +20,10 @@ const K2: &str = "HvY8ubRZMgafUOWvrOadwOckVa1wN3QWAo46FVKbVN8=";
 const K3: &str = "VKFvzVuXY3tqHj8nBxj33usQxpU6XjLX4OHwXuPNFME=";
 
 fn member() -> AgentMember {
-    AgentMember {
-        name: "node1".into(),
-        addr: "127.0.0.1".into(),
-        port: 8301,
-        tags: [("role".to_owned(), "node".to_owned()), ("dc".to_owned(), "dc1".to_owned())].into(),
-        status: STATUS_ALIVE,
-        protocol_min: 1,
-        protocol_max: 5,
-        protocol_cur: 2,
-        delegate_min: 2,
-        delegate_max: 5,
-        delegate_cur: 4,
-    }
+    let tags = [("role".to_owned(), "node".to_owned()), ("dc".to_owned(), "dc1".to_owned())];
+    // Serf delegate protocol 4, as a Consul agent advertises it.
+    let member = AgentMember::alive("node1", "127.0.0.1:8301".parse().unwrap(), tags.into());
+    AgentMember { delegate_cur: 4, ..member }
 }
 
 fn self_config() -> SelfConfig {

@@ -46,7 +46,7 @@ use std::net::SocketAddr;
 
 pub use config::{Config, KeyringSaver, Timing};
 pub use consul_sec_gossip_crypto::GossipSecurity;
-pub use node::Node;
+pub use node::{Node, VSN};
 
 /// Identifies an outbound stream exchange the node asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -17,9 +17,10 @@ use rand::{RngExt, SeedableRng};
 use crate::serf::SerfState;
 use crate::{Config, Error, Event, Member, MemberStatus, StreamId, Transmit};
 
-/// The versions we advertise: memberlist protocol 1..5 speaking 2, serf
-/// delegate protocol 2..5 speaking 5 (what a serf 0.9.4 agent sends).
-pub(crate) const VSN: [u8; 6] = [1, 5, 2, 2, 5, 5];
+/// The versions a node advertises, in memberlist's `vsn` order: memberlist
+/// protocol 1..5 speaking 2, serf delegate protocol 2..5 speaking 5 (what a
+/// serf 0.9.4 agent sends).
+pub const VSN: [u8; 6] = [1, 5, 2, 2, 5, 5];
 
 /// memberlist's UDP packet budget.
 const UDP_BUDGET: usize = 1400;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use consul_sec_agent::cluster::LocalCluster;
 use consul_sec_agent::keyring::KeyringStore;
-use consul_sec_agent::model::{AgentMember, STATUS_ALIVE};
+use consul_sec_agent::model::AgentMember;
 use consul_sec_agent::rpc::{PoolConfig, RpcClient, RpcServer};
 use consul_sec_gossip_crypto::{Keyring, SecretKey};
 use consul_sec_pki::{Ca, CaRequest, CertKind, CertRequest, create_ca, issue_cert};
@@ -96,19 +96,7 @@ pub(crate) fn member(name: &str, addr: SocketAddr, server: bool) -> AgentMember 
     if server {
         tags.insert("port".to_owned(), addr.port().to_string());
     }
-    AgentMember {
-        name: name.to_owned(),
-        addr: addr.ip().to_string(),
-        port: 8301,
-        tags,
-        status: STATUS_ALIVE,
-        protocol_min: 1,
-        protocol_max: 5,
-        protocol_cur: 2,
-        delegate_min: 2,
-        delegate_max: 5,
-        delegate_cur: 4,
-    }
+    AgentMember::alive(name, SocketAddr::new(addr.ip(), 8301), tags)
 }
 
 pub(crate) async fn start_server(policy: &TlsPolicy) -> TestServer {
