@@ -5,7 +5,6 @@
 //! Run with `cargo bench -p consul-sec --bench agent -- --warm-up-time 1 --measurement-time 5`.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::{TcpListener, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,17 +12,10 @@ use consul_sec_agent::client::{ApiClient, ClientOptions, KeyringAction};
 use consul_sec_gossip_crypto::{KeySize, SecretKey};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-const BIN: &str = env!("CARGO_BIN_EXE_consul-sec");
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("udp bind");
-        let port = udp.local_addr().expect("local addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+use support::{consul_sec, free_port};
 
 fn new_key() -> String {
     SecretKey::generate(KeySize::Aes256).expect("random key").to_base64().to_string()
@@ -32,14 +24,7 @@ fn new_key() -> String {
 /// Starts an agent and returns it once its banner's last line is out.
 fn start(dir: &std::path::Path, name: &str, key: &str, join: Option<u16>) -> (Child, u16, u16) {
     let (http, lan) = (free_port(), free_port());
-    let mut cmd = Command::new(BIN);
-    // The agent reads `CONSUL_SEC_<key>` as configuration; drop the
-    // project's own test variables (`CONSUL_SEC_INTEROP`, ...).
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("CONSUL_SEC_") {
-            cmd.env_remove(name);
-        }
-    }
+    let mut cmd = consul_sec();
     cmd.arg("agent")
         .arg(format!("-node={name}"))
         .arg(format!("-data-dir={}", dir.join(name).display()))
