@@ -92,15 +92,15 @@ pub enum Error {
     },
 
     /// A file is not well-formed PEM (bad base64, missing END line, ...).
-    #[error("{setting} {}: malformed PEM: {source}", .path.display())]
+    #[error("{setting} {}: malformed PEM: {reason}", .path.display())]
     Pem {
         /// The setting naming the path.
         setting: &'static str,
         /// The file.
         path: PathBuf,
-        /// What the PEM reader reported.
-        #[source]
-        source: rustls_pki_types::pem::Error,
+        /// What was wrong, in fixed words: the PEM reader's own errors quote
+        /// the offending line, which in a key file is the key itself.
+        reason: &'static str,
     },
 
     /// A file holds no PEM block of the kind the setting needs.

@@ -26,7 +26,7 @@ fn parse_certs(
 ) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certs = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| Error::Pem { setting, path: path.to_owned(), source })?;
+        .map_err(|e| Error::Pem { setting, path: path.to_owned(), reason: pem_reason(&e) })?;
     if certs.is_empty() {
         return Err(Error::NoPem { setting, path: path.to_owned(), expected: "CERTIFICATE" });
     }
@@ -131,7 +131,27 @@ pub fn load_private_key(path: &Path) -> Result<Zeroizing<PrivateKeyDer<'static>>
             path: path.to_owned(),
             expected: "PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY",
         }),
-        Err(source) => Err(Error::Pem { setting: "key_file", path: path.to_owned(), source }),
+        Err(e) => {
+            Err(Error::Pem { setting: "key_file", path: path.to_owned(), reason: pem_reason(&e) })
+        }
+    }
+}
+
+/// A PEM reader error in words that never quote the file: its
+/// `MissingSectionEnd`/`IllegalSectionStart` carry the raw line, which is
+/// the key itself when a key file lost its line breaks.
+fn pem_reason(err: &pem::Error) -> &'static str {
+    match err {
+        pem::Error::MissingSectionEnd { .. } => {
+            "a BEGIN line has no matching END line (were the line breaks lost?)"
+        }
+        pem::Error::IllegalSectionStart { .. } => {
+            "a malformed BEGIN line (were the line breaks lost?)"
+        }
+        pem::Error::Base64Decode(_) => "invalid base64 inside a PEM block",
+        pem::Error::SectionTooLarge => "a PEM block larger than 256 MB",
+        pem::Error::NoItemsFound => "no PEM block",
+        _ => "the PEM reader refused it",
     }
 }
 

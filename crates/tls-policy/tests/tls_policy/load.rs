@@ -205,6 +205,29 @@ fn files_without_the_expected_pem_block_name_setting_and_path() {
     assert!(
         err.to_string().starts_with(&format!("ca_file {}: malformed PEM", truncated.display()))
     );
+
+    // A key file that lost its line breaks: the error must not quote it
+    // (the PEM reader's own message lists the line's bytes).
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect::<Vec<_>>().concat();
+    let one_line = pem.replace('\n', " ");
+    let squashed = write(files.dir.path(), "one-line-key.pem", &one_line);
+    let policy = TlsPolicy {
+        cert_file: Some(cert),
+        key_file: Some(squashed.clone()),
+        ..TlsPolicy::default()
+    };
+    let err = policy.load().unwrap_err();
+    let (text, debug) = (err.to_string(), format!("{err:?}"));
+    assert!(
+        text.starts_with(&format!("key_file {}: malformed PEM: a BEGIN line", squashed.display())),
+        "{text}"
+    );
+    for shown in [&text, &debug] {
+        assert!(!shown.contains(&body[..20]), "{shown}");
+        let first_bytes = format!("{:?}", &body.as_bytes()[..8]);
+        assert!(!shown.contains(first_bytes.trim_matches(['[', ']'])), "{shown}");
+    }
 }
 
 #[test]
