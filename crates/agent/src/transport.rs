@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use consul_sec_gossip::{
     Config, Event, KeyOp, KeyQueryResult, KeyringSaver, Member, Node, QueryId, StreamId, Transmit,
 };
-use consul_sec_gossip_wire::stream_frame_len;
+use consul_sec_gossip_crypto::ENCRYPT_MSG_TYPE;
+use consul_sec_gossip_wire::{MAX_STREAM_LEN, stream_frame_len};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, broadcast, oneshot};
@@ -86,6 +87,14 @@ impl Shared {
         self.node.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Encryption is on and `verify_incoming` is set: a plaintext stream
+    /// would be refused anyway once read, so it is refused at its first byte.
+    fn refuses_plaintext_streams(&self) -> bool {
+        let node = self.node();
+        let security = node.security();
+        security.encryption_enabled() && security.verify_incoming
+    }
+
     /// Sends what the node wants sent and dispatches its events. Never
     /// awaits, so it can run right after any change to the node.
     fn pump(self: &Arc<Self>) {
@@ -123,11 +132,12 @@ impl Shared {
                 }
                 Transmit::Stream { id, to, bytes, expects_reply } => {
                     let me = Arc::clone(self);
+                    let refuse_plaintext = self.refuses_plaintext_streams();
                     tokio::spawn(async move {
-                        let res =
-                            tokio::time::timeout(TCP_TIMEOUT, exchange(to, &bytes, expects_reply))
-                                .await
-                                .unwrap_or_else(|_| Err("i/o timeout".to_owned()));
+                        let exchange = exchange(to, &bytes, expects_reply, refuse_plaintext);
+                        let res = tokio::time::timeout(TCP_TIMEOUT, exchange)
+                            .await
+                            .unwrap_or_else(|_| Err("i/o timeout".to_owned()));
                         let outcome = if expects_reply {
                             let reply = res.map(|r| r.unwrap_or_default());
                             me.node()
@@ -157,23 +167,40 @@ async fn exchange(
     to: SocketAddr,
     bytes: &[u8],
     expects_reply: bool,
+    refuse_plaintext: bool,
 ) -> Result<Option<Vec<u8>>, String> {
     let mut s = TcpStream::connect(to).await.map_err(|e| e.to_string())?;
     s.write_all(bytes).await.map_err(|e| e.to_string())?;
     if !expects_reply {
         return Ok(None);
     }
-    read_message(&mut s).await.map(Some)
+    read_message(&mut s, refuse_plaintext).await.map(Some)
 }
 
-async fn read_message(s: &mut TcpStream) -> Result<Vec<u8>, String> {
+/// The most a stream message may take: memberlist's 20 MiB plus the
+/// encrypted frame's 5-byte header.
+const MAX_STREAM_BUFFER: usize = 5 + MAX_STREAM_LEN as usize;
+
+/// Reads one complete stream message. With `refuse_plaintext` (encryption
+/// on and `verify_incoming`), a stream that does not start with an
+/// encrypted frame is handed over at its first bytes, before anything is
+/// parsed or buffered: the node refuses it from those.
+async fn read_message(s: &mut TcpStream, refuse_plaintext: bool) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
+        if refuse_plaintext && buf.first().is_some_and(|&b| b != ENCRYPT_MSG_TYPE) {
+            // The node refuses it from these bytes alone, answering with
+            // memberlist's (encrypted) error reply as before.
+            return Ok(buf);
+        }
         match stream_frame_len(&buf) {
             Ok(Some(n)) => {
                 buf.truncate(n);
                 return Ok(buf);
+            }
+            Ok(None) if buf.len() > MAX_STREAM_BUFFER => {
+                return Err(format!("stream message larger than {MAX_STREAM_BUFFER} bytes"));
             }
             Ok(None) => {}
             Err(e) => return Err(e.to_string()),
@@ -183,6 +210,17 @@ async fn read_message(s: &mut TcpStream) -> Result<Vec<u8>, String> {
             return Err("connection closed before a complete message".to_owned());
         }
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        // Take in what has already arrived before parsing again: finding
+        // the end of a plaintext message means parsing it from the start,
+        // so parsing after every 16 KiB read would be quadratic.
+        while buf.len() <= MAX_STREAM_BUFFER {
+            match s.try_read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
     }
 }
 
@@ -417,10 +455,20 @@ async fn drive(shared: Arc<Shared>, udp: Arc<UdpSocket>) {
 
 async fn accept(shared: Arc<Shared>, tcp: TcpListener) {
     loop {
-        let Ok((mut s, from)) = tcp.accept().await else { continue };
+        let (mut s, from) = match tcp.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors, say: back off instead of spinning.
+                tracing::warn!(error = %err, "gossip: accepting a stream failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            let read = tokio::time::timeout(TCP_TIMEOUT, read_message(&mut s)).await;
+            let refuse_plaintext = shared.refuses_plaintext_streams();
+            let read =
+                tokio::time::timeout(TCP_TIMEOUT, read_message(&mut s, refuse_plaintext)).await;
             let bytes = match read {
                 Ok(Ok(b)) => b,
                 Ok(Err(e)) => {

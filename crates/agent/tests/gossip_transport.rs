@@ -99,3 +99,41 @@ async fn upshift_from_plaintext_to_full_encryption() {
     );
     settle(&nodes, n, "after the outsider tried").await;
 }
+
+/// Writes `bytes` to the node's TCP port (ignoring a refused write) and
+/// returns how long the node took to close the connection (after its
+/// error reply, if any).
+async fn closed_after(port: u16, bytes: &[u8]) -> Duration {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let started = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(addr(port)).await.unwrap();
+    let _ = stream.write_all(bytes).await;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the node kept the connection open");
+    started.elapsed()
+}
+
+/// A plaintext stream that never completes is not buffered without end:
+/// with encryption and verify_incoming it is dropped at its first byte,
+/// and without encryption once it passes memberlist's 20 MiB.
+#[tokio::test]
+async fn plaintext_streams_are_bounded_and_refused_early_under_verify_incoming() {
+    // A user message (type 8) whose header announces 4 GiB of payload.
+    let mut header = vec![8u8, 0xce, 0xff, 0xff, 0xff, 0xff];
+    header.extend_from_slice(&[0u8; 1024]);
+
+    let key = SecretKey::generate(KeySize::Aes256).unwrap();
+    let strict = GossipSecurity::new(Keyring::from_keys([key]).unwrap());
+    let port = free_port();
+    let _strict = start(0, port, strict).await;
+    let took = closed_after(port, &header).await;
+    assert!(took < Duration::from_secs(5), "refused after {took:?}");
+
+    let port = free_port();
+    let _open = start(1, port, GossipSecurity::default()).await;
+    let mut flood = header.clone();
+    flood.resize(21 * 1024 * 1024, 0);
+    let took = closed_after(port, &flood).await;
+    assert!(took < Duration::from_secs(9), "closed after {took:?} (the read timeout is 10 s)");
+}
