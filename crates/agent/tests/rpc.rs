@@ -332,6 +332,18 @@ async fn bad_input_closes_only_that_connection() {
     stream.write_all(&[0x00, 0xdb, 0xff, 0xff, 0xff, 0xff]).await.unwrap();
     assert!(drain(&mut stream).await.is_empty());
     logs.wait_for(&["msgpack value larger than"]).await;
+    // A 100 KiB argument is over the server's request limit.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let mut request = vec![0x00, 0x82, 0xad];
+    request.extend_from_slice(b"ServiceMethod");
+    request.push(0xab);
+    request.extend_from_slice(b"Status.Ping");
+    request.extend_from_slice(&[0xa3, b'S', b'e', b'q', 0x00, 0xdb, 0x00, 0x01, 0x90, 0x00]);
+    request.resize(request.len() + 100 * 1024, b'x');
+    let _ = stream.write_all(&request).await;
+    assert!(drain(&mut stream).await.is_empty());
+    let limit = format!("msgpack value larger than {} bytes", consul_sec_agent::rpc::MAX_REQUEST);
+    logs.wait_for(&[limit.as_str()]).await;
     // The header must be a map with a string ServiceMethod.
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     stream.write_all(&[0x00, 0x81, 0xad]).await.unwrap();

@@ -28,9 +28,12 @@ pub const MAX_DEPTH: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
-    /// A value is larger than [`MAX_MESSAGE`].
-    #[error("msgpack value larger than {MAX_MESSAGE} bytes")]
-    TooLarge,
+    /// A value is larger than the connection's limit ([`MAX_MESSAGE`] at most).
+    #[error("msgpack value larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in force.
+        limit: usize,
+    },
     /// Arrays/maps nested deeper than [`MAX_DEPTH`].
     #[error("msgpack value nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
@@ -57,116 +60,174 @@ pub enum CodecError {
 
 /// Length of the first complete msgpack value in `buf`: `Ok(None)` when
 /// more bytes are needed. Never allocates proportionally to lengths read.
-pub(crate) fn value_len(buf: &[u8]) -> Result<Option<usize>, CodecError> {
-    // Stack of "values still to read" per open container; the bottom entry is the top-level value.
-    let mut stack: Vec<u64> = vec![1];
-    let mut pos = 0usize;
-    while let Some(top) = stack.last_mut() {
-        if *top == 0 {
-            stack.pop();
-            continue;
-        }
-        *top -= 1;
-        let Some(&marker) = buf.get(pos) else { return Ok(None) };
-        let be = |n: usize| -> Option<u64> {
-            let bytes = buf.get(pos + 1..pos + 1 + n)?;
-            Some(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
-        };
-        // (bytes this header and its payload take, child values that follow)
-        let (size, children): (u64, u64) = match marker {
-            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (1, 0),
-            0x80..=0x8f => (1, 2 * u64::from(marker & 0x0f)),
-            0x90..=0x9f => (1, u64::from(marker & 0x0f)),
-            0xa0..=0xbf => (1 + u64::from(marker & 0x1f), 0),
-            0xc1 => return Err(CodecError::InvalidMarker(marker, pos)),
-            0xc4 | 0xd9 => match be(1) {
-                Some(n) => (2 + n, 0),
-                None => return Ok(None),
-            },
-            0xc5 | 0xda => match be(2) {
-                Some(n) => (3 + n, 0),
-                None => return Ok(None),
-            },
-            0xc6 | 0xdb => match be(4) {
-                Some(n) => (5 + n, 0),
-                None => return Ok(None),
-            },
-            0xc7 => match be(1) {
-                Some(n) => (3 + n, 0),
-                None => return Ok(None),
-            },
-            0xc8 => match be(2) {
-                Some(n) => (4 + n, 0),
-                None => return Ok(None),
-            },
-            0xc9 => match be(4) {
-                Some(n) => (6 + n, 0),
-                None => return Ok(None),
-            },
-            0xca => (5, 0),
-            0xcb => (9, 0),
-            0xcc | 0xd0 => (2, 0),
-            0xcd | 0xd1 => (3, 0),
-            0xce | 0xd2 => (5, 0),
-            0xcf | 0xd3 => (9, 0),
-            0xd4 => (3, 0),
-            0xd5 => (4, 0),
-            0xd6 => (6, 0),
-            0xd7 => (10, 0),
-            0xd8 => (18, 0),
-            0xdc => match be(2) {
-                Some(n) => (3, n),
-                None => return Ok(None),
-            },
-            0xdd => match be(4) {
-                Some(n) => (5, n),
-                None => return Ok(None),
-            },
-            0xde => match be(2) {
-                Some(n) => (3, 2 * n),
-                None => return Ok(None),
-            },
-            0xdf => match be(4) {
-                Some(n) => (5, 2 * n),
-                None => return Ok(None),
-            },
-        };
-        let end = (pos as u64).saturating_add(size);
-        if end > MAX_MESSAGE as u64 {
-            return Err(CodecError::TooLarge);
-        }
-        // `end` fits in usize: it is at most MAX_MESSAGE.
-        pos = end as usize;
-        if pos > buf.len() {
-            return Ok(None);
-        }
-        if children > 0 {
-            if stack.len() > MAX_DEPTH {
-                return Err(CodecError::TooDeep);
+#[cfg(test)]
+fn value_len(buf: &[u8]) -> Result<Option<usize>, CodecError> {
+    Scan::new().advance(buf, MAX_MESSAGE)
+}
+
+/// A structural scan of one msgpack value that resumes where it stopped
+/// when more bytes arrive, so reading a value costs time linear in its
+/// size however it is split across reads.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    /// Values still to read per open container; the bottom entry is the
+    /// top-level value.
+    stack: Vec<u64>,
+    /// Where the next value starts.
+    pos: usize,
+}
+
+impl Scan {
+    pub(crate) fn new() -> Self {
+        Self { stack: vec![1], pos: 0 }
+    }
+
+    /// Scans on from where the last call stopped (`buf` must start with
+    /// the same bytes as before). `Ok(Some(len))` once the value is
+    /// complete, which also resets the scan for the next value.
+    pub(crate) fn advance(
+        &mut self,
+        buf: &[u8],
+        limit: usize,
+    ) -> Result<Option<usize>, CodecError> {
+        loop {
+            match self.stack.last() {
+                None => {
+                    let len = self.pos;
+                    *self = Scan::new();
+                    return Ok(Some(len));
+                }
+                Some(0) => {
+                    self.stack.pop();
+                    continue;
+                }
+                Some(_) => {}
             }
-            stack.push(children);
+            // Nothing below changes the scan until the whole header and
+            // payload of this value are in `buf`.
+            let pos = self.pos;
+            let Some(&marker) = buf.get(pos) else { return Ok(None) };
+            let be = |n: usize| -> Option<u64> {
+                let bytes = buf.get(pos + 1..pos + 1 + n)?;
+                Some(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+            };
+            // (bytes this header and its payload take, child values that follow)
+            let (size, children): (u64, u64) = match marker {
+                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (1, 0),
+                0x80..=0x8f => (1, 2 * u64::from(marker & 0x0f)),
+                0x90..=0x9f => (1, u64::from(marker & 0x0f)),
+                0xa0..=0xbf => (1 + u64::from(marker & 0x1f), 0),
+                0xc1 => return Err(CodecError::InvalidMarker(marker, pos)),
+                0xc4 | 0xd9 => match be(1) {
+                    Some(n) => (2 + n, 0),
+                    None => return Ok(None),
+                },
+                0xc5 | 0xda => match be(2) {
+                    Some(n) => (3 + n, 0),
+                    None => return Ok(None),
+                },
+                0xc6 | 0xdb => match be(4) {
+                    Some(n) => (5 + n, 0),
+                    None => return Ok(None),
+                },
+                0xc7 => match be(1) {
+                    Some(n) => (3 + n, 0),
+                    None => return Ok(None),
+                },
+                0xc8 => match be(2) {
+                    Some(n) => (4 + n, 0),
+                    None => return Ok(None),
+                },
+                0xc9 => match be(4) {
+                    Some(n) => (6 + n, 0),
+                    None => return Ok(None),
+                },
+                0xca => (5, 0),
+                0xcb => (9, 0),
+                0xcc | 0xd0 => (2, 0),
+                0xcd | 0xd1 => (3, 0),
+                0xce | 0xd2 => (5, 0),
+                0xcf | 0xd3 => (9, 0),
+                0xd4 => (3, 0),
+                0xd5 => (4, 0),
+                0xd6 => (6, 0),
+                0xd7 => (10, 0),
+                0xd8 => (18, 0),
+                0xdc => match be(2) {
+                    Some(n) => (3, n),
+                    None => return Ok(None),
+                },
+                0xdd => match be(4) {
+                    Some(n) => (5, n),
+                    None => return Ok(None),
+                },
+                0xde => match be(2) {
+                    Some(n) => (3, 2 * n),
+                    None => return Ok(None),
+                },
+                0xdf => match be(4) {
+                    Some(n) => (5, 2 * n),
+                    None => return Ok(None),
+                },
+            };
+            let end = (pos as u64).saturating_add(size);
+            if end > limit as u64 {
+                return Err(CodecError::TooLarge { limit });
+            }
+            // `end` fits in usize: it is at most `limit`.
+            let end = end as usize;
+            if end > buf.len() {
+                return Ok(None);
+            }
+            if let Some(top) = self.stack.last_mut() {
+                *top -= 1;
+            }
+            self.pos = end;
+            if children > 0 {
+                if self.stack.len() > MAX_DEPTH {
+                    return Err(CodecError::TooDeep);
+                }
+                self.stack.push(children);
+            }
         }
     }
-    Ok(Some(pos))
 }
 
 /// Decodes one complete msgpack value from exactly `bytes`.
 pub(crate) fn decode(bytes: &[u8]) -> Result<Value, CodecError> {
     let mut rd = bytes;
-    rmpv::decode::read_value_with_max_depth(&mut rd, MAX_DEPTH + 1)
+    // rmpv counts two levels per array or map.
+    rmpv::decode::read_value_with_max_depth(&mut rd, 2 * (MAX_DEPTH + 1))
         .map_err(|e| CodecError::Malformed(e.to_string()))
 }
 
 /// Reads msgpack values one at a time from a byte stream.
-#[derive(Debug)]
 pub(crate) struct FrameReader<S> {
     stream: S,
     buf: Vec<u8>,
+    scan: Scan,
+    limit: usize,
+}
+
+/// Shows sizes only: the buffer may hold a key in transit.
+impl<S> std::fmt::Debug for FrameReader<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameReader")
+            .field("buffered", &self.buf.len())
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> FrameReader<S> {
+    /// A reader taking values of up to [`MAX_MESSAGE`] bytes.
     pub(crate) fn new(stream: S) -> Self {
-        Self { stream, buf: Vec::new() }
+        Self::with_limit(stream, MAX_MESSAGE)
+    }
+
+    /// A reader taking values of up to `limit` bytes (at most [`MAX_MESSAGE`]).
+    pub(crate) fn with_limit(stream: S, limit: usize) -> Self {
+        Self { stream, buf: Vec::new(), scan: Scan::new(), limit: limit.min(MAX_MESSAGE) }
     }
 
     /// The stream, for writing.
@@ -186,15 +247,19 @@ impl<S: AsyncRead + Unpin> FrameReader<S> {
     /// The next value; `Ok(None)` when the stream ended cleanly between values.
     pub(crate) async fn read_value(&mut self) -> Result<Option<Value>, ReadError> {
         loop {
-            if let Some(len) = value_len(&self.buf).map_err(ReadError::Codec)? {
+            if let Some(len) = self.scan.advance(&self.buf, self.limit).map_err(ReadError::Codec)? {
                 let bytes =
                     self.buf.get(..len).ok_or(ReadError::Codec(CodecError::Truncated(len)))?;
                 let value = decode(bytes).map_err(ReadError::Codec)?;
                 self.buf.drain(..len);
+                // A large value's buffer is not kept by an idle connection.
+                if self.buf.capacity() > 64 * 1024 && self.buf.len() < 8 * 1024 {
+                    self.buf.shrink_to(8 * 1024);
+                }
                 return Ok(Some(value));
             }
-            if self.buf.len() >= MAX_MESSAGE {
-                return Err(ReadError::Codec(CodecError::TooLarge));
+            if self.buf.len() >= self.limit {
+                return Err(ReadError::Codec(CodecError::TooLarge { limit: self.limit }));
             }
             // Read into the buffer's spare room; grow it in steps, never by a wire length.
             if self.buf.capacity() - self.buf.len() < 1024 {
@@ -455,11 +520,51 @@ mod tests {
     fn scan_rejects_bad_input() {
         assert_eq!(value_len(&[0x91, 0xc1]), Err(CodecError::InvalidMarker(0xc1, 1)));
         // A 4 GiB string header is refused before any byte of it arrives.
-        assert_eq!(value_len(&[0xdb, 0xff, 0xff, 0xff, 0xff]), Err(CodecError::TooLarge));
+        assert_eq!(
+            value_len(&[0xdb, 0xff, 0xff, 0xff, 0xff]),
+            Err(CodecError::TooLarge { limit: MAX_MESSAGE })
+        );
         let deep = vec![0x91u8; MAX_DEPTH + 2];
         assert_eq!(value_len(&deep), Err(CodecError::TooDeep));
         // A map announcing 2^32 entries with none present just waits (no allocation).
         assert_eq!(value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff]), Ok(None));
+    }
+
+    #[test]
+    fn scan_resumes_where_it_stopped() {
+        let msg = enc(&map(vec![("A", Value::Array(vec![Value::from(1), Value::from("bc")]))]));
+        let mut two = msg.clone();
+        two.extend_from_slice(&msg);
+        // One scan fed a byte more each time, as reads arrive.
+        let mut scan = Scan::new();
+        for cut in 0..msg.len() {
+            assert_eq!(scan.advance(&two[..cut], MAX_MESSAGE).unwrap(), None, "cut at {cut}");
+        }
+        assert_eq!(scan.advance(&two, MAX_MESSAGE).unwrap(), Some(msg.len()));
+        // Completed scans start over for the next value.
+        assert_eq!(scan.advance(&msg, MAX_MESSAGE).unwrap(), Some(msg.len()));
+    }
+
+    #[test]
+    fn values_nested_max_depth_deep_decode() {
+        let mut value = Value::from(1);
+        for _ in 0..MAX_DEPTH {
+            value = Value::Array(vec![value]);
+        }
+        let bytes = enc(&value);
+        assert_eq!(value_len(&bytes).unwrap(), Some(bytes.len()));
+        assert_eq!(decode(&bytes).unwrap(), value);
+    }
+
+    #[tokio::test]
+    async fn reader_enforces_its_limit() {
+        let bytes = enc(&Value::from("z".repeat(2048).as_str()));
+        let mut r = FrameReader::with_limit(&bytes[..], 1024);
+        let err = r.read_value().await.unwrap_err();
+        assert!(matches!(err, ReadError::Codec(CodecError::TooLarge { limit: 1024 })), "{err:?}");
+        // Debug shows sizes, never the buffered bytes.
+        let shown = format!("{r:?}");
+        assert!(shown.contains("limit: 1024") && !shown.contains("zzz"), "{shown}");
     }
 
     #[test]

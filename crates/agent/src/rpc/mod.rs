@@ -52,7 +52,7 @@ use std::net::SocketAddr;
 pub use client::{CallReport, PoolConfig, RpcClient};
 pub use codec::CodecError;
 pub use forward::{ForwardToServers, NO_SERVERS, server_addresses};
-pub use server::{HANDSHAKE_TIMEOUT, RpcServer};
+pub use server::{HANDSHAKE_TIMEOUT, MAX_REQUEST, RpcServer};
 
 pub use consul_sec_tls_policy::Refusal;
 

@@ -153,7 +153,7 @@ impl<C: Cluster> RpcServer<C> {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut reader = FrameReader::new(stream);
+        let mut reader = FrameReader::with_limit(stream, MAX_REQUEST);
         loop {
             let header = match read(&mut reader, peer).await? {
                 Some(v) => v,
@@ -198,6 +198,11 @@ impl<C: Cluster> RpcServer<C> {
         }
     }
 }
+
+/// The largest request header or argument a server reads (a keyring
+/// request is under 1 KiB): a client cannot make a server buffer and decode
+/// megabytes (decoded msgpack takes up to 40 times its wire size).
+pub const MAX_REQUEST: usize = 64 * 1024;
 
 /// How long a refused TLS connection is drained after the alert.
 const LINGER: Duration = Duration::from_secs(1);
