@@ -272,7 +272,7 @@ async fn keyring<C: Cluster>(
     }
     let mut local_only = false;
     if let Some(value) = query_param(query, "local-only").filter(|v| !v.is_empty()) {
-        local_only = match parse_go_bool(&value) {
+        local_only = match consul_sec_config::parse_go_bool(&value) {
             Some(b) => b,
             None => {
                 return text(
@@ -358,15 +358,6 @@ pub fn keyring_errors(responses: &[KeyringResponse]) -> Option<String> {
         out.push_str(&format!("\t* {error}\n"));
     }
     Some(out)
-}
-
-/// Go's `strconv.ParseBool`.
-fn parse_go_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 /// The first value of `name` in a query string, percent- and

@@ -15,7 +15,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 
 /// Consul's gossip encryption and RPC TLS, in Rust.
-#[derive(Debug, Parser)]
+// No Debug: the command line may carry a gossip key (`-encrypt`, `keyring -install`).
+#[derive(Parser)]
 #[command(
     name = "consul-sec",
     version,

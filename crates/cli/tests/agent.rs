@@ -1121,3 +1121,18 @@ fn config_files_and_dirs_are_read_in_command_line_order() {
         assert_eq!(code, Some(0));
     }
 }
+
+#[test]
+fn consul_http_ssl_takes_go_booleans() {
+    let addr = format!("-http-addr=127.0.0.1:{}", free_port());
+    for yes in ["1", "t", "TRUE"] {
+        let out =
+            consul_sec().args(["members", &addr]).env("CONSUL_HTTP_SSL", yes).output().unwrap();
+        // Parsed: the command runs and fails only because nothing listens.
+        assert_eq!(out.status.code(), Some(1), "{yes}: {}", text(&out.stderr));
+    }
+    let out =
+        consul_sec().args(["members", &addr]).env("CONSUL_HTTP_SSL", "maybe").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("\"maybe\" is not a boolean"), "{}", text(&out.stderr));
+}

@@ -119,6 +119,16 @@ impl Loaded {
     }
 }
 
+/// Go's `strconv.ParseBool`, the spellings Consul accepts for a boolean
+/// in configuration, environment variables and query parameters.
+pub fn parse_go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 /// Loads the configuration from `options` and the environment variables
 /// `env` (pass `std::env::vars_os()` for the process environment; tests pass
 /// their own pairs). Returns every error found, not just the first.

@@ -265,11 +265,7 @@ fn coerce_text(value: &mut Value, kind: Kind) {
     let converted = match kind {
         Kind::Str | Kind::Secret | Kind::Map => None,
         // Go's strconv.ParseBool spellings.
-        Kind::Bool => match trimmed {
-            "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(Value::Bool(tag, true)),
-            "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(Value::Bool(tag, false)),
-            _ => None,
-        },
+        Kind::Bool => crate::parse_go_bool(trimmed).map(|b| Value::Bool(tag, b)),
         Kind::Port | Kind::Count => {
             trimmed.parse::<i64>().ok().map(|n| Value::Num(tag, Num::I64(n)))
         }

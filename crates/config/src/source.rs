@@ -105,8 +105,8 @@ pub struct Flags {
     pub disable_keyring_file: Option<bool>,
 }
 
-/// One checked source, ready to merge.
-#[derive(Debug)]
+/// One checked source, ready to merge. No Debug: `dict` and `text` hold
+/// the file as written, `encrypt` included.
 pub(crate) struct Source {
     pub(crate) origin: Origin,
     /// `JSON file`, `HCL file`, `environment variable`, `command-line flag`, `default`.

@@ -8,7 +8,8 @@ use clap::Args;
 use consul_sec_config::{ConfigPath, FileFormat, Flags, LoadOptions};
 
 /// Arguments of `agent` (Consul's flag names).
-#[derive(Debug, Args)]
+// No Debug: `-encrypt` is a gossip key.
+#[derive(Args)]
 #[command(after_help = "\
 -config-file and -config-dir are read in command-line order; later files win. SIGINT/SIGTERM leave \
 the cluster and exit 0; SIGHUP reloads log_level and the TLS files and verify settings \

@@ -28,7 +28,8 @@ Usage: consul-sec keyring [options]
   Exactly one of -list, -list-primary, -install, -use or -remove is required.";
 
 /// Arguments of `keyring`.
-#[derive(Debug, Args)]
+// No Debug: `-install`, `-use` and `-remove` take a gossip key.
+#[derive(Args)]
 #[command(after_help = "Returns 0 if all nodes reply without error, 1 otherwise.")]
 pub(crate) struct KeyringArgs {
     /// Install a new encryption key. This will broadcast the new key to all members in the cluster

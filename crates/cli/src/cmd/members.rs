@@ -22,7 +22,13 @@ pub(crate) struct HttpArgs {
     )]
     http_addr: String,
     /// Use HTTPS for the API even without an https:// scheme
-    #[arg(long = "http-ssl", env = "CONSUL_HTTP_SSL", value_name = "BOOL", hide = true)]
+    #[arg(
+        long = "http-ssl",
+        env = "CONSUL_HTTP_SSL",
+        value_name = "BOOL",
+        hide = true,
+        value_parser = go_bool
+    )]
     http_ssl: Option<bool>,
     /// Path to a CA file to use for TLS when communicating with Consul
     #[arg(long, env = "CONSUL_CACERT", value_name = "FILE")]
@@ -97,4 +103,10 @@ fn serde_json_pretty(
     serde_json::to_writer_pretty(&mut *out, members)?;
     writeln!(out)?;
     Ok(())
+}
+
+/// Go's `strconv.ParseBool` for `CONSUL_HTTP_SSL` (`1`, `t`, `true`, ...), as Consul reads it.
+fn go_bool(text: &str) -> Result<bool, String> {
+    consul_sec_config::parse_go_bool(text)
+        .ok_or_else(|| format!("{text:?} is not a boolean (1, t, true, 0, f, false, ...)"))
 }

@@ -13,7 +13,8 @@ pub(crate) mod tls;
 pub(crate) mod validate;
 
 /// The subcommands, named as Consul names them.
-#[derive(Debug, Subcommand)]
+// No Debug: `agent -encrypt` and `keyring -install/-use/-remove` carry a gossip key.
+#[derive(Subcommand)]
 pub(crate) enum Command {
     /// Runs a Consul agent
     Agent(agent::AgentArgs),
