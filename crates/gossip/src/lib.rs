@@ -13,15 +13,18 @@
 //! stream passes through `consul-sec-gossip-crypto`'s [`GossipSecurity`]
 //! (keyring plus the verify flags), and the key queries
 //! (`_serf_install-key`, `_serf_use-key`, `_serf_remove-key`,
-//! `_serf_list-keys`) change that keyring.
+//! `_serf_list-keys`) change that keyring. When a probe's direct ping goes
+//! unanswered, the node sends indirect pings and, as memberlist does, a TCP
+//! fallback ping: a [`Transmit::Stream`] whose reply goes back in through
+//! [`Node::handle_stream_response`].
 //!
 //! What it does not do: sockets, timers and keyring files (the agent crate
 //! does those; keyring writes come back in through [`KeyringSaver`]),
-//! Lifeguard's awareness score (probe intervals are fixed), originating the
-//! TCP fallback ping (answering one works), serf snapshots, network
-//! coordinates, application-level queries (only serf's internal `_serf_*`
-//! queries are answered), and tag-filter regular expressions (a query with a
-//! regex tag filter is only answered when the expression is a literal).
+//! Lifeguard's awareness score (probe intervals are fixed), serf snapshots,
+//! network coordinates, application-level queries (only serf's internal
+//! `_serf_*` queries are answered), and tag-filter regular expressions (a
+//! query with a regex tag filter is only answered when the expression is a
+//! literal).
 //!
 //! ```
 //! use std::time::Instant;
@@ -119,7 +122,10 @@ pub struct Member {
 }
 
 /// A keyring operation run on every member through serf's internal queries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Debug` and `Display` never show the key bytes, and they are zeroized
+/// when the value is dropped.
+#[derive(Clone, PartialEq, Eq)]
 pub enum KeyOp {
     /// `_serf_install-key`.
     Install(Vec<u8>),
@@ -150,8 +156,31 @@ impl std::fmt::Display for KeyOp {
     }
 }
 
+// Only the key's length, never its bytes.
+impl std::fmt::Debug for KeyOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, key) = match self {
+            Self::Install(k) => ("Install", k),
+            Self::Use(k) => ("Use", k),
+            Self::Remove(k) => ("Remove", k),
+            Self::List => return f.write_str("List"),
+        };
+        write!(f, "{name}(<redacted {}-byte key>)", key.len())
+    }
+}
+
+impl Drop for KeyOp {
+    fn drop(&mut self) {
+        if let Self::Install(k) | Self::Use(k) | Self::Remove(k) = self {
+            zeroize::Zeroize::zeroize(k);
+        }
+    }
+}
+
 /// The aggregated answers to a key query (serf's `KeyResponse`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// `Debug` shows how many keys were reported, never the keys.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct KeyQueryResult {
     /// Live members (alive + suspect, self included) when the query was sent.
     pub num_nodes: usize,
@@ -165,6 +194,21 @@ pub struct KeyQueryResult {
     pub keys: BTreeMap<String, usize>,
     /// Base64 primary key → number of nodes using it (list only).
     pub primary_keys: BTreeMap<String, usize>,
+}
+
+// The base64 keys must not reach logs: only how many there are.
+impl std::fmt::Debug for KeyQueryResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |n: usize| format!("<{n} redacted>");
+        f.debug_struct("KeyQueryResult")
+            .field("num_nodes", &self.num_nodes)
+            .field("num_resp", &self.num_resp)
+            .field("num_err", &self.num_err)
+            .field("messages", &self.messages)
+            .field("keys", &format_args!("{}", redacted(self.keys.len())))
+            .field("primary_keys", &format_args!("{}", redacted(self.primary_keys.len())))
+            .finish()
+    }
 }
 
 impl KeyQueryResult {

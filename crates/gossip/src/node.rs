@@ -96,6 +96,12 @@ struct Suspicion {
 }
 
 impl Suspicion {
+    /// Whether `k` confirmations besides the first accuser have arrived
+    /// (memberlist stops counting there).
+    fn confirmed(&self) -> bool {
+        self.confirmations.len().saturating_sub(1) >= self.k as usize
+    }
+
     /// Lifeguard's shrinking timeout: each independent confirmation moves
     /// the deadline from `max` towards `min` on a log scale.
     fn recompute(&mut self) {
@@ -1107,7 +1113,11 @@ impl Node {
             return;
         }
         if st.state == State::Suspect {
+            // memberlist's `Confirm`: once `k` independent confirmations
+            // arrived the timeout is at its minimum, so further (possibly
+            // spoofed) `from` names are neither counted nor re-gossiped.
             if let Some(sus) = self.suspicions.get_mut(&s.node)
+                && !sus.confirmed()
                 && sus.confirmations.insert(s.from.clone())
             {
                 sus.recompute();
@@ -1220,6 +1230,51 @@ mod tests {
         assert_eq!(suspicion(0, 0), Duration::from_secs(4));
         // More confirmations than expected never go below the minimum.
         assert_eq!(suspicion(2, 5), Duration::from_secs(4));
+    }
+
+    /// memberlist's `Confirm` stops after `k` confirmations: a flood of
+    /// suspects about one node, each under a new (spoofable) `from` name,
+    /// neither grows the confirmation set nor keeps re-queueing the
+    /// suspect broadcast.
+    #[test]
+    fn suspicion_confirmations_are_capped_at_k() {
+        let now = Instant::now();
+        let from: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let mut n = Node::new(Config::new("me", "127.0.0.1:7946".parse().unwrap()), now);
+        for i in 1..=5u16 {
+            let alive = Alive {
+                incarnation: 1,
+                node: format!("n{i}"),
+                addr: vec![127, 0, 0, 1],
+                port: 8000 + i,
+                meta: Vec::new(),
+                vsn: VSN.to_vec(),
+            };
+            n.handle_packet(now, from, &encode_message(&Message::Alive(alive)));
+        }
+        assert_eq!(n.num_live(), 6);
+        let suspect = |by: String| {
+            encode_message(&Message::Suspect(Suspect {
+                incarnation: 1,
+                node: "n1".into(),
+                from: by,
+            }))
+        };
+        n.handle_packet(now, from, &suspect("accuser".into()));
+        let k = n.suspicions["n1"].k as usize;
+        // 6 live nodes, suspicion_mult 4: memberlist expects 2 confirmations.
+        assert_eq!(k, 2);
+        let before = n.next_broadcast_id;
+        for i in 0..100 {
+            n.handle_packet(now, from, &suspect(format!("spoof-{i}")));
+        }
+        let sus = &n.suspicions["n1"];
+        assert_eq!(sus.confirmations.len(), k + 1);
+        // With k confirmations the timeout is at its minimum.
+        assert_eq!(sus.deadline, sus.start + sus.min);
+        // Only the k counted confirmations were re-gossiped.
+        assert_eq!(n.next_broadcast_id - before, k as u64);
+        assert_eq!(n.broadcasts.iter().filter(|b| b.about.as_deref() == Some("n1")).count(), 1);
     }
 
     #[test]

@@ -62,10 +62,24 @@ impl SerfState {
     }
 }
 
+// serf's Lamport clocks are Go `uint64`s: `Increment` is `atomic.AddUint64`
+// and `Witness` stores `other + 1`, both wrapping at 2^64. A peer can send
+// `LTime = u64::MAX`, so every step here wraps the same way instead of
+// overflowing (a panic in debug builds).
+
+/// serf `LamportClock.Witness`: moves the clock past `v` if it is behind.
 fn witness(clock: &mut u64, v: u64) {
     if v >= *clock {
-        *clock = v.saturating_add(1);
+        *clock = v.wrapping_add(1);
     }
+}
+
+/// serf `LamportClock.Increment` as the callers use it: returns the current
+/// time and advances the clock by one.
+fn tick(clock: &mut u64) -> u64 {
+    let t = *clock;
+    *clock = t.wrapping_add(1);
+    t
 }
 
 /// memberlist's keyring error texts, as the serf CLI prints them.
@@ -156,8 +170,7 @@ impl Node {
     }
 
     pub(crate) fn serf_leave_intent(&mut self) -> Vec<u8> {
-        let ltime = self.serf.member_clock;
-        self.serf.member_clock += 1;
+        let ltime = tick(&mut self.serf.member_clock);
         let me = self.cfg.name.clone();
         self.serf.status_ltimes.insert(me.clone(), ltime);
         let msg = Self::user_msg(&SerfMessage::Leave(Leave { ltime, node: me, prune: false }));
@@ -191,8 +204,7 @@ impl Node {
     fn leave_intent(&mut self, _now: Instant, l: &Leave) -> bool {
         if l.node == self.cfg.name && !self.leaving {
             // Someone thinks we are leaving; override with a fresh join intent.
-            let ltime = self.serf.member_clock;
-            self.serf.member_clock += 1;
+            let ltime = tick(&mut self.serf.member_clock);
             let j = JoinIntent { ltime, node: self.cfg.name.clone() };
             self.serf.status_ltimes.insert(j.node.clone(), ltime);
             self.queue_broadcast(None, Self::user_msg(&SerfMessage::Join(j)));
@@ -242,12 +254,11 @@ impl Node {
     /// Sends a serf user event to the cluster (and delivers it locally).
     pub fn user_event(&mut self, name: &str, payload: &[u8], coalesce: bool) {
         let ev = UserEvent {
-            ltime: self.serf.event_clock,
+            ltime: tick(&mut self.serf.event_clock),
             name: name.to_owned(),
             payload: payload.to_vec(),
             cc: coalesce,
         };
-        self.serf.event_clock += 1;
         self.user_event_received(&ev);
         self.queue_broadcast(None, Self::user_msg(&SerfMessage::UserEvent(ev)));
     }
@@ -480,8 +491,7 @@ impl Node {
     /// [`Event::KeyQueryFinished`] once every live member answered or the
     /// query timed out.
     pub fn key_query(&mut self, now: Instant, op: KeyOp) -> QueryId {
-        let ltime = self.serf.query_clock;
-        self.serf.query_clock += 1;
+        let ltime = tick(&mut self.serf.query_clock);
         let id = self.rng.random_range(0..=0x7fff_ffffu32);
         let n = self.num_live();
         let t = &self.cfg.timing;

@@ -6,8 +6,12 @@ mod sim;
 
 use std::time::{Duration, Instant};
 
-use consul_sec_gossip::{Event, GossipSecurity, KeyOp, KeyQueryResult, MemberStatus, Node};
+use consul_sec_gossip::{
+    Event, GossipSecurity, KeyOp, KeyQueryResult, MemberStatus, Node, QueryId, Transmit, VSN,
+};
 use consul_sec_gossip_crypto::{KeySize, Keyring, SecretKey};
+use consul_sec_gossip_wire::serf::{JoinIntent, Leave, Query, SerfMessage, UserEvent};
+use consul_sec_gossip_wire::{Alive, Message, decode_packet, encode_message};
 use proptest::prelude::*;
 use sim::Sim;
 
@@ -349,4 +353,106 @@ fn keyring_save_failure_is_reported_as_failure() {
     let r = run_key_op(&mut sim, 0, KeyOp::List);
     assert_eq!(r.outcome(), Ok(()));
     assert_eq!(saved.lock().unwrap().len(), 1);
+}
+
+/// The serf messages in everything `node` sends over `span` of virtual time.
+fn gossiped_serf(node: &mut Node, start: Instant, span: Duration) -> Vec<SerfMessage> {
+    let mut out = Vec::new();
+    let mut now = start;
+    while now < start + span {
+        node.handle_timeout(now);
+        while let Some(t) = node.poll_transmit() {
+            let Transmit::Packet { bytes, .. } = t else { continue };
+            for m in decode_packet(&bytes) {
+                if let Ok(Message::User(raw)) = m
+                    && let Ok(serf) = SerfMessage::decode(&raw)
+                {
+                    out.push(serf);
+                }
+            }
+        }
+        now += Duration::from_millis(50);
+    }
+    out
+}
+
+/// serf's Lamport clocks are Go `uint64`s that wrap. A peer sending
+/// `LTime = u64::MAX` (a leave intent about us, a user event, a query) must
+/// neither panic the node nor wedge its clocks: they wrap to 0 as Go's do.
+#[test]
+fn serf_clocks_wrap_at_u64_max_like_go() {
+    let now = Instant::now();
+    let from = Sim::addr(9);
+    let mut node = lone_node(GossipSecurity::default());
+    let peer = Alive {
+        incarnation: 1,
+        node: "peer".into(),
+        addr: vec![10, 0, 0, 10],
+        port: from.port(),
+        meta: Vec::new(),
+        vsn: VSN.to_vec(),
+    };
+    node.handle_packet(now, from, &encode_message(&Message::Alive(peer)));
+    let user = |m: SerfMessage| encode_message(&Message::User(m.encode()));
+
+    // A leave intent about us at the last clock value is refuted with a
+    // join intent at the wrapped member clock.
+    let leave = Leave { ltime: u64::MAX, node: "node-0".into(), prune: false };
+    node.handle_packet(now, from, &user(SerfMessage::Leave(leave)));
+    let me = node.members().into_iter().find(|m| m.name == "node-0").unwrap();
+    assert_eq!(me.status, MemberStatus::Alive);
+
+    // A user event at the last clock value is delivered; our next event
+    // goes out at the wrapped event clock.
+    let ev = UserEvent { ltime: u64::MAX, name: "far".into(), payload: b"p".to_vec(), cc: false };
+    node.handle_packet(now, from, &user(SerfMessage::UserEvent(ev)));
+    node.user_event("near", b"q", false);
+    let mut got = Vec::new();
+    while let Some(e) = node.poll_event() {
+        if let Event::UserEvent { name, ltime, .. } = e {
+            got.push((name, ltime));
+        }
+    }
+    assert_eq!(got, vec![("far".to_owned(), u64::MAX), ("near".to_owned(), 0)]);
+
+    // Same for the query clock: our next query carries ltime 0.
+    let q = Query { ltime: u64::MAX, id: 7, name: "app".into(), ..Query::default() };
+    node.handle_packet(now, from, &user(SerfMessage::Query(q)));
+    let id = node.key_query(now, KeyOp::List);
+    assert_eq!(id.ltime, 0);
+
+    let sent = gossiped_serf(&mut node, now, Duration::from_secs(2));
+    let refute = SerfMessage::Join(JoinIntent { ltime: 0, node: "node-0".into() });
+    assert!(sent.contains(&refute), "no refuting join intent in {sent:?}");
+    assert!(
+        sent.iter()
+            .any(|m| matches!(m, SerfMessage::UserEvent(e) if e.name == "near" && e.ltime == 0)),
+        "{sent:?}"
+    );
+}
+
+/// Key bytes and base64 keys never show in `Debug` output, neither on their
+/// own nor inside the event that carries them.
+#[test]
+fn key_material_stays_out_of_debug_output() {
+    let key = SecretKey::from_bytes(&[0x5a; 32]).unwrap();
+    let b64 = key.to_base64().to_string();
+    let bytes_listed = "90, 90";
+    let op = KeyOp::Install(key.as_bytes().to_vec());
+    let dbg = format!("{op:?}");
+    assert_eq!(dbg, "Install(<redacted 32-byte key>)");
+    assert_eq!(format!("{:?}", KeyOp::Remove(vec![1; 16])), "Remove(<redacted 16-byte key>)");
+    assert_eq!(format!("{:?}", KeyOp::List), "List");
+
+    let mut result = KeyQueryResult { num_nodes: 3, num_resp: 3, ..KeyQueryResult::default() };
+    result.keys.insert(b64.clone(), 3);
+    result.primary_keys.insert(b64.clone(), 3);
+    let dbg = format!("{result:?}");
+    assert!(!dbg.contains(&b64), "{dbg}");
+    assert!(dbg.contains("num_nodes: 3") && dbg.contains("keys: <1 redacted>"), "{dbg}");
+
+    let ev = Event::KeyQueryFinished { id: QueryId { ltime: 1, id: 2 }, op, result };
+    let dbg = format!("{ev:?}");
+    assert!(!dbg.contains(&b64) && !dbg.contains(bytes_listed), "{dbg}");
+    assert!(dbg.contains("Install(<redacted 32-byte key>)"), "{dbg}");
 }
