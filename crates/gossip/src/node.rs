@@ -1,6 +1,6 @@
 //! The memberlist half of the node: probing, suspicion, gossip, push/pull.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -171,13 +171,15 @@ pub struct Node {
     pub(crate) rng: StdRng,
     pub(crate) incarnation: u32,
     pub(crate) meta: Vec<u8>,
-    pub(crate) nodes: HashMap<String, NodeState>,
+    // Ordered maps: iteration order feeds gossip target and probe choices,
+    // so with `rng_seed` a node behaves the same in every run.
+    pub(crate) nodes: BTreeMap<String, NodeState>,
     probe_order: Vec<String>,
     probe_idx: usize,
     probe: Option<Probe>,
     seq: u32,
-    acks: HashMap<u32, AckWait>,
-    suspicions: HashMap<String, Suspicion>,
+    acks: BTreeMap<u32, AckWait>,
+    suspicions: BTreeMap<String, Suspicion>,
     /// memberlist's own queue (alive, suspect, dead).
     broadcasts: Vec<Broadcast>,
     /// serf's queue (intents, user events, queries), sent in the room the
@@ -191,7 +193,7 @@ pub struct Node {
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<Event>,
     next_stream: u64,
-    streams: HashMap<StreamId, StreamOp>,
+    streams: BTreeMap<StreamId, StreamOp>,
     pub(crate) leaving: bool,
     pub(crate) serf: SerfState,
 }
@@ -246,7 +248,7 @@ impl Node {
         let next_push_pull = now + stagger(&mut rng, t.push_pull_interval);
         let next_reconnect = now + t.reconnect_interval;
         let mut node = Self {
-            nodes: HashMap::from([(cfg.name.clone(), me)]),
+            nodes: BTreeMap::from([(cfg.name.clone(), me)]),
             cfg,
             rng,
             incarnation: 1,
@@ -255,8 +257,8 @@ impl Node {
             probe_idx: 0,
             probe: None,
             seq: 0,
-            acks: HashMap::new(),
-            suspicions: HashMap::new(),
+            acks: BTreeMap::new(),
+            suspicions: BTreeMap::new(),
             broadcasts: Vec::new(),
             user_broadcasts: Vec::new(),
             next_broadcast_id: 0,
@@ -267,7 +269,7 @@ impl Node {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_stream: 0,
-            streams: HashMap::new(),
+            streams: BTreeMap::new(),
             leaving: false,
             serf: SerfState::new(),
         };

@@ -1,7 +1,7 @@
 //! The serf half of the node: Lamport clocks, intents, user events,
 //! queries and the internal key-management queries.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,7 @@ pub(crate) struct SerfState {
     pending_leaves: HashSet<String>,
     seen_queries: HashMap<u64, Vec<u32>>,
     seen_events: HashSet<(u64, String, Vec<u8>)>,
-    pending: HashMap<QueryId, PendingKeyQuery>,
+    pending: BTreeMap<QueryId, PendingKeyQuery>,
 }
 
 impl SerfState {
@@ -53,7 +53,7 @@ impl SerfState {
             pending_leaves: HashSet::new(),
             seen_queries: HashMap::new(),
             seen_events: HashSet::new(),
-            pending: HashMap::new(),
+            pending: BTreeMap::new(),
         }
     }
 
