@@ -17,12 +17,12 @@
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::io::{IsTerminal as _, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use consul_sec_config::{Config, LoadOptions, load};
-use consul_sec_gossip::{Config as NodeConfig, GossipSecurity, Timing};
+use consul_sec_gossip::{Config as NodeConfig, GossipSecurity, KeyringSaver, Timing};
 use consul_sec_gossip_crypto::{KeySize, SecretKey};
 use consul_sec_tls_policy::TlsConfigurator;
 use tokio::net::TcpListener;
@@ -220,10 +220,16 @@ async fn run(
     node_config.timing = Timing::lan();
     node_config.security = security;
     node_config.rng_seed = std::hash::RandomState::new().build_hasher().finish();
+    // The node saves the ring before answering a key query (as serf does)
+    // through the store, so its writes and the API's are serialised by the
+    // store's lock and the last write always holds the latest ring.
+    let saver_store = Arc::clone(&store);
+    node_config.keyring_saver =
+        Some(KeyringSaver::new(move |_| saver_store.persist().map_err(|e| e.to_string())));
     let node = GossipNode::start(GossipOptions {
         config: node_config,
         bind: SocketAddr::new(agent.bind_addr, agent.ports.serf_lan),
-        keyring_file: store.file().map(Path::to_owned),
+        keyring_file: None,
     })
     .await
     .map_err(Error::Gossip)?;
