@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use consul_sec_tls_policy::{crypto_provider, load_ca_file, load_certs, load_private_key};
+use consul_sec_tls_policy::TlsPolicy;
 use http_body_util::{BodyExt as _, Full};
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
@@ -278,35 +278,31 @@ fn tls_config(
                 .to_owned(),
         )
     })?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in load_ca_file(ca_file).map_err(|err| Error::ClientTls(err.to_string()))? {
-        roots.add(cert).map_err(|err| Error::ClientTls(format!("{}: {err}", ca_file.display())))?;
-    }
-    let builder = ClientConfig::builder_with_provider(crypto_provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|err| Error::ClientTls(format!("TLS versions: {err}")))?
-        .with_root_certificates(roots);
-    let config = match (&options.client_cert, &options.client_key) {
-        (Some(cert), Some(key)) => {
-            let chain =
-                load_certs("client-cert", cert).map_err(|err| Error::ClientTls(err.to_string()))?;
-            let key = load_private_key(key).map_err(|err| Error::ClientTls(err.to_string()))?;
-            builder
-                .with_client_auth_cert(chain, key.clone_key())
-                .map_err(|err| Error::ClientTls(format!("client-cert/client-key: {err}")))?
-        }
-        (None, None) => builder.with_no_client_auth(),
+    match (&options.client_cert, &options.client_key) {
         (Some(_), None) => {
             return Err(Error::ClientTls("-client-cert given without -client-key".to_owned()));
         }
         (None, Some(_)) => {
             return Err(Error::ClientTls("-client-key given without -client-cert".to_owned()));
         }
+        _ => {}
+    }
+    // The agent's own TLS loader: full server verification (chain and
+    // host name, as Go's HTTPS client), the key checked against the
+    // certificate, and no unwiped copy of the key.
+    let policy = TlsPolicy {
+        ca_file: Some(ca_file.to_owned()),
+        cert_file: options.client_cert.clone(),
+        key_file: options.client_key.clone(),
+        verify_outgoing: true,
+        verify_server_hostname: true,
+        ..TlsPolicy::default()
     };
+    let config = policy.load().map_err(|err| Error::ClientTls(err.to_string()))?.client_config();
     let name = options.tls_server_name.as_deref().unwrap_or(host);
     let name = ServerName::try_from(name.to_owned())
         .map_err(|err| Error::ClientTls(format!("tls-server-name {name:?}: {err}")))?;
-    Ok((Arc::new(config), name))
+    Ok((config, name))
 }
 
 /// The `consul members` table: `Node Address Status Type Build Protocol DC
