@@ -25,7 +25,7 @@ pub(crate) struct AgentArgs {
     #[arg(long, value_name = "DIR")]
     config_dir: Vec<PathBuf>,
     /// `-config-file` and `-config-dir` merged in command-line order (set
-    /// by [`AgentArgs::order_paths`]).
+    /// by [`AgentArgs::order_paths`], which `main` calls after parsing).
     #[arg(skip)]
     paths: Vec<ConfigPath>,
     /// Config files are in this format irrespective of their extension. Must be 'hcl' or 'json'
@@ -108,14 +108,7 @@ pub(crate) fn run(args: AgentArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         Some(text) => Some(text.parse::<FileFormat>()?),
         None => None,
     };
-    let paths = if args.paths.is_empty() {
-        let mut paths: Vec<ConfigPath> =
-            args.config_file.into_iter().map(ConfigPath::File).collect();
-        paths.extend(args.config_dir.into_iter().map(ConfigPath::Dir));
-        paths
-    } else {
-        args.paths
-    };
+    let paths = args.paths;
     let flags = Flags {
         datacenter: args.datacenter,
         domain: args.domain,
