@@ -222,7 +222,7 @@ fn dns_subtrees(subtrees: &[x509_parser::extensions::GeneralSubtree<'_>]) -> Vec
 
 /// A uniformly random serial in (0, 2^128), as Consul draws it (Consul
 /// allows 0, which RFC 5280 does not).
-fn random_serial() -> u128 {
+pub(crate) fn random_serial() -> u128 {
     loop {
         let serial: u128 = rand::random();
         if serial != 0 {

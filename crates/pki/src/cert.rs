@@ -147,12 +147,7 @@ pub fn issue_cert(ca: &Ca, request: &CertRequest) -> Result<Issued> {
 
     let key = PrivateKey::generate()?;
     let mut params = CertificateParams::default();
-    let serial: u128 = loop {
-        let serial: u128 = rand::random();
-        if serial != 0 {
-            break serial;
-        }
-    };
+    let serial = crate::ca::random_serial();
     params.serial_number = Some(SerialNumber::from_slice(&serial.to_be_bytes()));
     let mut subject = DistinguishedName::new();
     subject.push(DnType::CommonName, request.common_name());
