@@ -22,6 +22,10 @@ use crate::{Config, Error, Event, Member, MemberStatus, StreamId, Transmit};
 /// serf 0.9.4 agent sends).
 pub const VSN: [u8; 6] = [1, 5, 2, 2, 5, 5];
 
+/// How long a failed or left member is kept before it is forgotten (serf's
+/// `ReconnectTimeout` and `TombstoneTimeout` defaults).
+const FORGET_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// memberlist's UDP packet budget.
 const UDP_BUDGET: usize = 1400;
 /// Largest encryption overhead (version 0) subtracted from the budget.
@@ -440,6 +444,23 @@ impl Node {
                 st.reaped = true;
             }
         }
+        // serf forgets failed members after `reconnect_timeout` and left
+        // ones after `tombstone_timeout` (both 24 h by default), so member
+        // names from the network do not pile up for ever.
+        let me = self.cfg.name.clone();
+        let forget: Vec<String> = self
+            .nodes
+            .values()
+            .filter(|st| st.reaped && st.name != me)
+            .filter(|st| now.saturating_duration_since(st.state_change) >= FORGET_AFTER)
+            .map(|st| st.name.clone())
+            .collect();
+        for name in forget {
+            self.nodes.remove(&name);
+            self.suspicions.remove(&name);
+            self.forget_serf_member(&name);
+        }
+        self.prune_unknown_intents();
     }
 
     // ---- sending -------------------------------------------------------
@@ -1232,6 +1253,33 @@ mod tests {
         assert_eq!(suspicion(0, 0), Duration::from_secs(4));
         // More confirmations than expected never go below the minimum.
         assert_eq!(suspicion(2, 5), Duration::from_secs(4));
+    }
+
+    /// A failed member is reaped after gossip-to-the-dead time and forgotten
+    /// after serf's 24 hours; a left one likewise.
+    #[test]
+    fn failed_and_left_members_are_forgotten_after_a_day() {
+        let now = Instant::now();
+        let from: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let mut n = Node::new(Config::new("me", "127.0.0.1:7946".parse().unwrap()), now);
+        for i in 1..=3u16 {
+            let alive = Alive {
+                incarnation: 1,
+                node: format!("n{i}"),
+                addr: vec![127, 0, 0, 1],
+                port: 8000 + i,
+                meta: Vec::new(),
+                vsn: VSN.to_vec(),
+            };
+            n.handle_packet(now, from, &encode_message(&Message::Alive(alive)));
+        }
+        let dead = Dead { incarnation: 1, node: "n1".into(), from: "n2".into() };
+        n.handle_packet(now, from, &encode_message(&Message::Dead(dead)));
+        let names = |n: &Node| n.members().into_iter().map(|m| m.name).collect::<Vec<_>>();
+        n.handle_timeout(now + Duration::from_secs(3600));
+        assert!(names(&n).contains(&"n1".to_owned()), "kept within the day");
+        n.handle_timeout(now + FORGET_AFTER + Duration::from_secs(1));
+        assert_eq!(names(&n), ["me", "n2", "n3"]);
     }
 
     /// memberlist's `Confirm` stops after `k` confirmations: a flood of

@@ -18,6 +18,8 @@ use crate::{Event, KeyOp, KeyQueryResult, MemberStatus, QueryId};
 
 /// How many query/event clock ticks back serf still accepts.
 const BUFFER_SIZE: u64 = 512;
+/// Intents for unknown member names kept at most (see `prune_unknown_intents`).
+const MAX_UNKNOWN_INTENTS: usize = 1024;
 /// serf's agent default `QueryResponseSizeLimit`.
 const QUERY_RESPONSE_LIMIT: usize = 1024;
 
@@ -167,6 +169,24 @@ impl Node {
         witness(&mut self.serf.member_clock, ltime);
         self.join_intent(&j);
         self.queue_broadcast(None, Self::user_msg(&SerfMessage::Join(j)));
+    }
+
+    /// Drops serf's intent state for a member that was forgotten.
+    pub(crate) fn forget_serf_member(&mut self, name: &str) {
+        self.serf.status_ltimes.remove(name);
+        self.serf.pending_leaves.remove(name);
+    }
+
+    /// Intents buffered for names that are not members are kept only up to
+    /// [`MAX_UNKNOWN_INTENTS`]: serf keeps them for a few minutes; here a
+    /// peer sending intents for made-up names cannot grow them without end.
+    pub(crate) fn prune_unknown_intents(&mut self) {
+        let unknown = self.serf.status_ltimes.len().saturating_sub(self.nodes.len());
+        if unknown > MAX_UNKNOWN_INTENTS {
+            let nodes = &self.nodes;
+            self.serf.status_ltimes.retain(|name, _| nodes.contains_key(name));
+            self.serf.pending_leaves.retain(|name| nodes.contains_key(name));
+        }
     }
 
     pub(crate) fn serf_leave_intent(&mut self) -> Vec<u8> {
@@ -584,4 +604,28 @@ impl Node {
 
 fn rmpv_read(input: &mut &[u8]) -> Result<rmpv::Value, ()> {
     rmpv::decode::read_value(input).map_err(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use consul_sec_gossip_wire::serf::JoinIntent;
+
+    /// Join intents for thousands of made-up names do not all stay buffered.
+    #[test]
+    fn intents_for_unknown_names_are_bounded() {
+        let now = Instant::now();
+        let from: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        let mut n = Node::new(Config::new("me", "127.0.0.1:7946".parse().unwrap()), now);
+        for i in 0..3 * MAX_UNKNOWN_INTENTS {
+            let intent = SerfMessage::Join(JoinIntent { ltime: 1, node: format!("ghost-{i}") });
+            let packet = encode_message(&Message::User(intent.encode()));
+            n.handle_packet(now, from, &packet);
+            n.handle_timeout(now);
+        }
+        let kept = n.serf.status_ltimes.len();
+        assert!(kept <= MAX_UNKNOWN_INTENTS + 2, "{kept} intents kept");
+        assert!(kept > 0);
+    }
 }
