@@ -132,7 +132,8 @@ pub enum Error {
         limit: usize,
     },
     /// A stream frame's buffer does not hold exactly the payload its header
-    /// declares (an empty buffer has `actual` 0 and `expected` 5).
+    /// declares (a frame shorter than its header has `expected` 5; an empty
+    /// stream message has `expected` 1, its type byte).
     #[error("stream: frame needs {expected} bytes but {actual} were given")]
     StreamLength {
         /// Bytes the header (or the header itself) requires.
