@@ -3,8 +3,8 @@
 //!
 //! This crate turns bytes into typed messages and back: the memberlist
 //! messages (ping, indirect ping, ack, nack, suspect, alive, dead, push/pull,
-//! user, err), the packet wrappers (compound, LZW compress, hasCrc, gossip
-//! label), the TCP stream framing, and the serf messages carried inside
+//! user, err), the packet wrappers (compound, LZW compress, hasCrc), the
+//! TCP stream framing, and the serf messages carried inside
 //! memberlist user messages (join/leave intents, push/pull state, user
 //! events, queries, query responses, key requests/responses, relay,
 //! conflict). Encoding is byte-identical to what Go writes: structs are
@@ -12,9 +12,12 @@
 //! use the raw/str family (see `../shared/docs/gossip-wire.md`, section 3).
 //!
 //! It deliberately does not encrypt (the encryption envelope `0x0a`/version
-//! byte belongs to `consul-sec-gossip-crypto`), keeps no state and performs no
-//! I/O. Decoding never panics on untrusted input: every failure is an
-//! [`Error`] naming the message and field.
+//! byte and the gossip label header belong to `consul-sec-gossip-crypto`),
+//! keeps no state and performs no I/O. Decoding never panics on untrusted
+//! input: every failure is an [`Error`] naming the message and field, and
+//! decoding work is bounded: one message holds at most a million msgpack
+//! values, and the compress parts of one UDP packet may expand to at most
+//! [`MAX_PACKET_DECOMPRESSED`] bytes in all.
 //!
 //! ```
 //! use consul_sec_gossip_wire::{Message, Ping, decode_packet, encode_message};
@@ -34,10 +37,10 @@ mod stream;
 
 pub use lzw::{lzw_compress, lzw_decompress};
 pub use memberlist::{
-    Ack, Alive, Compress, Dead, ErrResp, IndirectPing, MAX_NESTING, Message, MessageType, Nack,
-    NodeStateKind, Ping, PushNodeState, PushPullHeader, Suspect, UserMsgHeader, decode_compound,
-    decode_packet, encode_compound, encode_compress, encode_crc, encode_label, encode_message,
-    ip_from_bytes, ip_to_bytes, split_label,
+    Ack, Alive, Compress, Dead, ErrResp, IndirectPing, MAX_NESTING, MAX_PACKET_DECOMPRESSED,
+    Message, MessageType, Nack, NodeStateKind, Ping, PushNodeState, PushPullHeader, Suspect,
+    UserMsgHeader, decode_compound, decode_packet, encode_compound, encode_compress, encode_crc,
+    encode_message, ip_from_bytes, ip_to_bytes,
 };
 pub use stream::{
     MAX_STREAM_LEN, PushPull, StreamMessage, decode_stream_message, encode_stream_message,
@@ -140,12 +143,6 @@ pub enum Error {
     FrameTooLarge {
         /// The announced length.
         len: u64,
-    },
-    /// A gossip label is empty or longer than 255 bytes.
-    #[error("label: length {len} is invalid (must be 1 to 255 bytes)")]
-    InvalidLabel {
-        /// The label length.
-        len: usize,
     },
     /// Serf tags in node meta could not be decoded.
     #[error("node meta: invalid serf tags: {reason}")]

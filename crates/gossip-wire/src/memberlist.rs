@@ -11,8 +11,11 @@ use crate::msgpack::{Enc, Fields};
 /// so that a crafted packet cannot recurse without bound.
 pub const MAX_NESTING: usize = 4;
 
-/// The largest decompressed packet we accept (memberlist's stream limit).
-const MAX_DECOMPRESSED: usize = 20 * 1024 * 1024;
+/// The most bytes that decompressing the compress parts of one UDP packet
+/// may produce, summed over all its compress parts at every depth.
+/// memberlist builds packets of at most 1400 bytes before compressing, so
+/// 64 KiB is generous; streams keep memberlist's 20 MiB ([`crate::MAX_STREAM_LEN`]).
+pub const MAX_PACKET_DECOMPRESSED: usize = 64 * 1024;
 
 /// memberlist's message type bytes (append-only in Go).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -533,11 +536,19 @@ fn decode_message(bytes: &[u8]) -> Result<Message, Error> {
 /// a broken wrapper yields a single error.
 pub fn decode_packet(bytes: &[u8]) -> Vec<Result<Message, Error>> {
     let mut out = Vec::new();
-    unwrap_into(bytes, 0, &mut out);
+    let mut budget = MAX_PACKET_DECOMPRESSED;
+    unwrap_into(bytes, 0, &mut budget, &mut out);
     out
 }
 
-fn unwrap_into(bytes: &[u8], depth: usize, out: &mut Vec<Result<Message, Error>>) {
+/// Unwraps one layer. `budget` is what is left of the packet's
+/// [`MAX_PACKET_DECOMPRESSED`]; every compress part spends from it.
+fn unwrap_into(
+    bytes: &[u8],
+    depth: usize,
+    budget: &mut usize,
+    out: &mut Vec<Result<Message, Error>>,
+) {
     if depth > MAX_NESTING {
         out.push(Err(Error::NestingTooDeep));
         return;
@@ -545,13 +556,13 @@ fn unwrap_into(bytes: &[u8], depth: usize, out: &mut Vec<Result<Message, Error>>
     match bytes.first() {
         None => out.push(Err(Error::Empty { what: "packet" })),
         Some(&12) => match check_crc(bytes) {
-            Ok(inner) => unwrap_into(inner, depth + 1, out),
+            Ok(inner) => unwrap_into(inner, depth + 1, budget, out),
             Err(e) => out.push(Err(e)),
         },
         Some(&7) => match decode_compound(bytes) {
             Ok((parts, truncated)) => {
                 for p in parts {
-                    unwrap_into(p, depth + 1, out);
+                    unwrap_into(p, depth + 1, budget, out);
                 }
                 if truncated {
                     out.push(Err(Error::Truncated { what: "compound message" }));
@@ -559,8 +570,8 @@ fn unwrap_into(bytes: &[u8], depth: usize, out: &mut Vec<Result<Message, Error>>
             }
             Err(e) => out.push(Err(e)),
         },
-        Some(&9) => match decode_compress(bytes) {
-            Ok(inner) => unwrap_into(&inner, depth + 1, out),
+        Some(&9) => match decode_compress(bytes, budget) {
+            Ok(inner) => unwrap_into(&inner, depth + 1, budget, out),
             Err(e) => out.push(Err(e)),
         },
         Some(_) => out.push(decode_message(bytes)),
@@ -638,8 +649,9 @@ pub fn encode_compress(msg: &[u8]) -> Vec<u8> {
     e.finish()
 }
 
-/// Unwraps a compress message, returning the decompressed inner message.
-pub(crate) fn decode_compress(bytes: &[u8]) -> Result<Vec<u8>, Error> {
+/// Unwraps a compress message, returning the decompressed inner message and
+/// taking its length from the packet's remaining decompression `budget`.
+fn decode_compress(bytes: &[u8], budget: &mut usize) -> Result<Vec<u8>, Error> {
     let mut body = match bytes.split_first() {
         Some((&9, rest)) => rest,
         Some((&ty, _)) => return Err(Error::UnknownMessageType { what: "compress message", ty }),
@@ -649,42 +661,20 @@ pub(crate) fn decode_compress(bytes: &[u8]) -> Result<Vec<u8>, Error> {
     if c.algo != 0 {
         return Err(Error::UnknownCompression { algo: c.algo });
     }
-    lzw_decompress(&c.buf, MAX_DECOMPRESSED)
+    let inner = lzw_decompress(&c.buf, *budget).map_err(|e| match e {
+        // Name the per-packet limit, not what happened to be left of it.
+        Error::DecompressedTooLarge { .. } => {
+            Error::DecompressedTooLarge { limit: MAX_PACKET_DECOMPRESSED }
+        }
+        e => e,
+    })?;
+    *budget = budget.saturating_sub(inner.len());
+    Ok(inner)
 }
 
 pub(crate) fn decode_compress_body(input: &mut &[u8]) -> Result<Compress, Error> {
     let f = Fields::read(input, "compress message")?;
     Ok(Compress { algo: f.u8("Algo")?, buf: f.bytes("Buf")? })
-}
-
-/// Prepends newer memberlist's label header (`0xf4 | len | label`). An empty
-/// label means no header at all.
-pub fn encode_label(label: &[u8], msg: &[u8]) -> Result<Vec<u8>, Error> {
-    if label.is_empty() {
-        return Ok(msg.to_vec());
-    }
-    let len = u8::try_from(label.len()).map_err(|_| Error::InvalidLabel { len: label.len() })?;
-    let mut out = Vec::with_capacity(msg.len() + label.len() + 2);
-    out.push(MessageType::HasLabel as u8);
-    out.push(len);
-    out.extend_from_slice(label);
-    out.extend_from_slice(msg);
-    Ok(out)
-}
-
-/// Splits an optional label header off a packet: returns the label (empty
-/// when there is none) and the rest.
-pub fn split_label(bytes: &[u8]) -> Result<(&[u8], &[u8]), Error> {
-    match bytes.split_first() {
-        Some((&244, rest)) => {
-            let (&len, rest) = rest.split_first().ok_or(Error::Truncated { what: "label" })?;
-            if len == 0 {
-                return Err(Error::InvalidLabel { len: 0 });
-            }
-            rest.split_at_checked(usize::from(len)).ok_or(Error::Truncated { what: "label" })
-        }
-        _ => Ok((&[], bytes)),
-    }
 }
 
 /// Converts memberlist's raw IP bytes (4 bytes, or 16 possibly IPv4-mapped)
@@ -751,15 +741,6 @@ mod tests {
             p = encode_compound(&[p]);
         }
         assert!(matches!(decode_packet(&p).as_slice(), [Err(Error::NestingTooDeep)]));
-    }
-
-    #[test]
-    fn label_round_trip_and_errors() {
-        let framed = encode_label(b"prod", b"\x00abc").unwrap();
-        assert_eq!(split_label(&framed).unwrap(), (&b"prod"[..], &b"\x00abc"[..]));
-        assert_eq!(split_label(&[244, 0]).unwrap_err(), Error::InvalidLabel { len: 0 });
-        assert_eq!(split_label(&[244, 9, 1]).unwrap_err(), Error::Truncated { what: "label" });
-        assert_eq!(encode_label(&[1; 256], b"").unwrap_err(), Error::InvalidLabel { len: 256 });
     }
 
     #[test]

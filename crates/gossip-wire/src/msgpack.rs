@@ -3,7 +3,8 @@
 //! Encoding writes exactly what Go writes (structs as maps with sorted field
 //! names, byte slices in the raw/str family, smallest integer widths), so our
 //! output is byte-identical to captured Go messages. Decoding goes through
-//! `rmpv` (depth-limited and with capped preallocation) and then picks fields
+//! `rmpv` (depth-limited, with capped preallocation, after a cheap check
+//! that bounds how many values one message may hold) and then picks fields
 //! by their Go names, accepting what Go's decoder accepts: missing keys and
 //! nil keep the zero value, unknown keys are skipped, integers of any width.
 
@@ -102,9 +103,97 @@ impl Enc {
     }
 }
 
-/// Reads one msgpack value from the front of `input`, advancing it.
+/// The most msgpack values (every nil, integer, string, array, map, ...,
+/// counted at every depth) that one decoded value may contain. `rmpv` builds
+/// a tree in which each value costs tens of bytes, so without this bound a
+/// 1-byte nil repeated millions of times turns a small compressed stream
+/// into hundreds of megabytes. A million values is far above any real
+/// memberlist or serf message (a node state is 15 values).
+pub(crate) const MAX_VALUES: u64 = 1_000_000;
+
+/// The depth budget handed to rmpv, which spends about two units per level
+/// of nesting. rmpv's default (1024) recurses deep enough to overflow a
+/// 2 MiB thread stack in a debug build; Go's messages nest a handful of
+/// levels (serf's push/pull is the deepest at about six).
+const MAX_DEPTH: usize = 64;
+
+/// Checks, without allocating or recursing, that the first msgpack value in
+/// `input` holds at most [`MAX_VALUES`] values and that no array or map
+/// declares more elements than there are bytes left to hold them (every
+/// value takes at least one byte). Stops at a reserved marker, which `rmpv`
+/// then reports.
+fn check_value_size(input: &[u8], what: &'static str) -> Result<(), Error> {
+    let truncated = Error::Truncated { what };
+    let mut rest = input;
+    // Values still to be read: the first value, plus the elements announced
+    // by every array and map header met so far.
+    let mut pending: u64 = 1;
+    let mut seen: u64 = 0;
+    while pending > 0 {
+        let (&marker, tail) = rest.split_first().ok_or_else(|| truncated.clone())?;
+        rest = tail;
+        pending -= 1;
+        seen += 1;
+        if seen > MAX_VALUES {
+            return Err(Error::Msgpack {
+                what,
+                reason: format!("more than {MAX_VALUES} values in one message"),
+            });
+        }
+        // What follows the marker: a fixed number of payload bytes, a
+        // big-endian length (of `width` bytes) then that many payload bytes
+        // plus `extra`, or a number of elements.
+        let (skip, elements) = match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0x80..=0x8f => (0, 2 * u64::from(marker & 0x0f)),
+            0x90..=0x9f => (0, u64::from(marker & 0x0f)),
+            0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xca | 0xce | 0xd2 => (4, 0),
+            0xcb | 0xcf | 0xd3 => (8, 0),
+            // fixext 1/2/4/8/16: a type byte then the data.
+            0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xd6 => (5, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            // str8/bin8, str16/bin16, str32/bin32, ext8/16/32 (+ type byte).
+            0xc4 | 0xd9 => (read_len(&mut rest, 1, &truncated)?, 0),
+            0xc5 | 0xda => (read_len(&mut rest, 2, &truncated)?, 0),
+            0xc6 | 0xdb => (read_len(&mut rest, 4, &truncated)?, 0),
+            0xc7 => (read_len(&mut rest, 1, &truncated)?.saturating_add(1), 0),
+            0xc8 => (read_len(&mut rest, 2, &truncated)?.saturating_add(1), 0),
+            0xc9 => (read_len(&mut rest, 4, &truncated)?.saturating_add(1), 0),
+            0xdc => (0, read_len(&mut rest, 2, &truncated)? as u64),
+            0xdd => (0, read_len(&mut rest, 4, &truncated)? as u64),
+            0xde => (0, 2 * read_len(&mut rest, 2, &truncated)? as u64),
+            0xdf => (0, 2 * read_len(&mut rest, 4, &truncated)? as u64),
+            // 0xc1 is reserved: leave the error to rmpv.
+            _ => return Ok(()),
+        };
+        rest = rest.get(skip..).ok_or_else(|| truncated.clone())?;
+        pending += elements;
+        // Each pending value needs at least one more byte of input.
+        if pending > rest.len() as u64 {
+            return Err(truncated);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a `width`-byte big-endian length from the front of `rest`.
+fn read_len(rest: &mut &[u8], width: usize, truncated: &Error) -> Result<usize, Error> {
+    let (len, tail) = rest.split_at_checked(width).ok_or_else(|| truncated.clone())?;
+    *rest = tail;
+    Ok(len.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b)))
+}
+
+/// Reads one msgpack value from the front of `input`, advancing it. The
+/// value's size is checked first (see [`check_value_size`]).
 pub(crate) fn read_value(input: &mut &[u8], what: &'static str) -> Result<Value, Error> {
-    rmpv::decode::read_value(input).map_err(|e| match e.kind() {
+    check_value_size(input, what)?;
+    rmpv::decode::read_value_with_max_depth(input, MAX_DEPTH).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => Error::Truncated { what },
         _ => Error::Msgpack { what, reason: e.to_string() },
     })
@@ -318,6 +407,115 @@ mod tests {
         assert_eq!(f.u64("B").unwrap(), 7);
         assert_eq!(f.string("C").unwrap(), "");
         assert!(matches!(f.u8("Z"), Ok(0)));
+    }
+
+    /// The size check walks every marker family exactly as rmpv reads it:
+    /// a value using all of them decodes unchanged and is consumed whole.
+    #[test]
+    fn size_check_skips_every_marker_family() {
+        let big = |n: usize| Value::String("x".repeat(n).into());
+        let v = Value::Array(vec![
+            Value::Nil,
+            Value::Boolean(true),
+            Value::from(5u8),
+            Value::from(200u8),
+            Value::from(60000u16),
+            Value::from(70000u32),
+            Value::from(u64::MAX),
+            Value::from(-3i8),
+            Value::from(-100i8),
+            Value::from(-1000i16),
+            Value::from(-100000i32),
+            Value::from(i64::MIN),
+            Value::F32(1.5),
+            Value::F64(2.5),
+            big(3),
+            big(40),
+            big(300),
+            big(70000),
+            Value::Binary(vec![1; 10]),
+            Value::Binary(vec![1; 300]),
+            Value::Binary(vec![1; 70000]),
+            Value::Ext(1, vec![1]),
+            Value::Ext(1, vec![1; 2]),
+            Value::Ext(1, vec![1; 4]),
+            Value::Ext(1, vec![1; 8]),
+            Value::Ext(1, vec![1; 16]),
+            Value::Ext(1, vec![1; 3]),
+            Value::Ext(1, vec![1; 300]),
+            Value::Ext(1, vec![1; 70000]),
+            Value::Array((0..20).map(Value::from).collect()),
+            Value::Array((0..70000).map(|_| Value::Nil).collect()),
+            Value::Map(vec![(Value::from(1), Value::Nil); 20]),
+            Value::Map(vec![(Value::from(1), Value::Nil); 70000]),
+        ]);
+        let mut bytes = Vec::new();
+        rmpv::encode::write_value(&mut bytes, &v).unwrap();
+        bytes.push(0xc3);
+        let mut input = bytes.as_slice();
+        assert_eq!(read_value(&mut input, "test").unwrap(), v);
+        assert_eq!(input, &[0xc3]);
+    }
+
+    /// One value may hold at most MAX_VALUES msgpack values in all.
+    #[test]
+    fn value_count_is_bounded() {
+        let nils = |n: u32| {
+            let mut b = vec![0xdd];
+            b.extend_from_slice(&n.to_be_bytes());
+            b.resize(b.len() + n as usize, 0xc0);
+            b
+        };
+        // The array itself plus MAX_VALUES - 1 nils: exactly at the limit.
+        let at_limit = nils(MAX_VALUES as u32 - 1);
+        assert!(read_value(&mut at_limit.as_slice(), "test").is_ok());
+        let over = nils(MAX_VALUES as u32);
+        let err = read_value(&mut over.as_slice(), "ping").unwrap_err();
+        assert_eq!(
+            err,
+            Error::Msgpack {
+                what: "ping",
+                reason: "more than 1000000 values in one message".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "ping: invalid msgpack: more than 1000000 values in one message"
+        );
+    }
+
+    /// An array or map announcing more elements than there are bytes left
+    /// is refused before rmpv sees it.
+    #[test]
+    fn declared_count_beyond_input_is_truncated() {
+        let cases: [&[u8]; 4] = [
+            &[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0],
+            &[0xdf, 0x00, 0x00, 0x00, 0x02, 0xc0, 0xc0, 0xc0],
+            &[0x81, 0xc0],
+            &[0x92, 0x92, 0xc0, 0xc0],
+        ];
+        for bytes in cases {
+            assert_eq!(
+                check_value_size(bytes, "test"),
+                Err(Error::Truncated { what: "test" }),
+                "{bytes:02x?}"
+            );
+        }
+    }
+
+    /// Deep nesting is walked without recursion and then refused by rmpv's
+    /// depth limit, never overflowing the stack.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let mut bytes = vec![0x91; 200_000];
+        bytes.push(0xc0);
+        assert!(check_value_size(&bytes, "test").is_ok());
+        let err = read_value(&mut bytes.as_slice(), "test").unwrap_err();
+        assert_eq!(err.to_string(), "test: invalid msgpack: depth limit exceeded");
+        // Go's nesting depth (serf push/pull: about six levels) still fits.
+        let mut ok = vec![0x91; 20];
+        ok.push(0xc0);
+        assert!(read_value(&mut ok.as_slice(), "test").is_ok());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! msgpack`), plus serf's tag encoding in node meta.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use rmpv::Value;
 
@@ -112,7 +113,7 @@ pub struct UserEvent {
 }
 
 /// Go `messageQuery`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Query {
     /// `LTime`: query clock.
     pub ltime: u64,
@@ -139,7 +140,7 @@ pub struct Query {
 }
 
 /// Go `messageQueryResponse`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct QueryResponse {
     /// `LTime` copied from the query.
     pub ltime: u64,
@@ -154,7 +155,7 @@ pub struct QueryResponse {
 }
 
 /// Go `nodeKeyResponse`: one node's answer to a key query.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct KeyResponse {
     /// `Result`: success.
     pub result: bool,
@@ -186,7 +187,7 @@ pub struct ConflictMember {
 }
 
 /// Go `relayHeader` plus the serf message to forward.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Relay {
     /// `DestAddr.IP`.
     pub dest_ip: Vec<u8>,
@@ -201,7 +202,7 @@ pub struct Relay {
 }
 
 /// One serf message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SerfMessage {
     /// Type 0.
@@ -224,6 +225,102 @@ pub enum SerfMessage {
     KeyResponse(KeyResponse),
     /// Type 9.
     Relay(Relay),
+}
+
+// Key material must never reach Debug output (and so logs). The types that
+// can carry it print lengths and counts in its place: a key request's raw
+// key, a key response's base64 keys, the payload of a key query (a key
+// request), the payload of any query response (a list-keys answer holds
+// the keys) and a relay's inner message (a relayed query response).
+
+/// The serf key-management queries, whose payload is a key request.
+fn is_key_query(name: &str) -> bool {
+    matches!(name, "_serf_install-key" | "_serf_use-key" | "_serf_remove-key" | "_serf_list-keys")
+}
+
+/// Shows a byte field as its length only.
+struct Redacted(usize);
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes redacted>", self.0)
+    }
+}
+
+impl fmt::Debug for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Query");
+        d.field("ltime", &self.ltime)
+            .field("id", &self.id)
+            .field("addr", &self.addr)
+            .field("port", &self.port)
+            .field("source_node", &self.source_node)
+            .field("filters", &self.filters)
+            .field("flags", &self.flags)
+            .field("relay_factor", &self.relay_factor)
+            .field("timeout_ns", &self.timeout_ns)
+            .field("name", &self.name);
+        if is_key_query(&self.name) {
+            d.field("payload", &Redacted(self.payload.len()));
+        } else {
+            d.field("payload", &self.payload);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Debug for QueryResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueryResponse")
+            .field("ltime", &self.ltime)
+            .field("id", &self.id)
+            .field("from", &self.from)
+            .field("flags", &self.flags)
+            .field("payload", &Redacted(self.payload.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for KeyResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyResponse")
+            .field("result", &self.result)
+            .field("message", &self.message)
+            .field("keys", &self.keys.as_ref().map(|k| format!("<{} keys redacted>", k.len())))
+            .field("primary_key", &Redacted(self.primary_key.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Relay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Relay")
+            .field("dest_ip", &self.dest_ip)
+            .field("dest_port", &self.dest_port)
+            .field("dest_zone", &self.dest_zone)
+            .field("dest_name", &self.dest_name)
+            .field("inner", &Redacted(self.inner.len()))
+            .finish()
+    }
+}
+
+impl fmt::Debug for SerfMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Leave(m) => f.debug_tuple("Leave").field(m).finish(),
+            Self::Join(m) => f.debug_tuple("Join").field(m).finish(),
+            Self::PushPull(m) => f.debug_tuple("PushPull").field(m).finish(),
+            Self::UserEvent(m) => f.debug_tuple("UserEvent").field(m).finish(),
+            Self::Query(m) => f.debug_tuple("Query").field(m).finish(),
+            Self::QueryResponse(m) => f.debug_tuple("QueryResponse").field(m).finish(),
+            Self::ConflictResponse(m) => f.debug_tuple("ConflictResponse").field(m).finish(),
+            Self::KeyRequest(key) => {
+                f.debug_tuple("KeyRequest").field(&Redacted(key.len())).finish()
+            }
+            Self::KeyResponse(m) => f.debug_tuple("KeyResponse").field(m).finish(),
+            Self::Relay(m) => f.debug_tuple("Relay").field(m).finish(),
+        }
+    }
 }
 
 impl SerfMessage {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use consul_sec_gossip_wire::serf::{SerfMessage, decode_tags};
-use consul_sec_gossip_wire::{decode_packet, decode_stream_message, split_label, stream_frame_len};
+use consul_sec_gossip_wire::{decode_packet, decode_stream_message, stream_frame_len};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,5 +11,4 @@ fuzz_target!(|data: &[u8]| {
     let _ = stream_frame_len(data);
     let _ = SerfMessage::decode(data);
     let _ = decode_tags(data);
-    let _ = split_label(data);
 });
