@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use consul_sec_tls_policy::TlsPolicy;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
@@ -33,6 +33,11 @@ pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8500";
 
 /// How long one API call may take (key operations wait for every node).
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest response body the client reads. A members list of 10,000
+/// nodes is a few megabytes; a bound keeps a wrong or hostile address from
+/// filling the CLI's memory.
+pub const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 
 /// Where and how to reach the agent's HTTP API.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -243,12 +248,15 @@ impl ApiClient {
         let response =
             sender.send_request(request).await.map_err(|err| fail("request failed", &err))?;
         let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|err| fail("reading response", &err))?
-            .to_bytes();
+        let bytes = match Limited::new(response.into_body(), MAX_RESPONSE).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(err) if err.is::<LengthLimitError>() => {
+                return Err(self.http_error(format!(
+                    "reading response: the body is larger than {MAX_RESPONSE} bytes"
+                )));
+            }
+            Err(err) => return Err(fail("reading response", &err)),
+        };
         driver.abort();
         if !status.is_success() {
             let body = String::from_utf8_lossy(&bytes).trim().to_owned();
@@ -517,6 +525,56 @@ b     127.0.0.1:8301  failed
             render_keyring(&[response], true),
             "\ndc1 (LAN):\n  ===> n2: warn\n  AAAA [4/4]\n"
         );
+    }
+
+    /// A server that answers `status` with a chunked body of `len` bytes.
+    fn serve_once(status: &'static str, len: usize) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = [0u8; 4096];
+            let _ = conn.read(&mut request);
+            let head = format!("HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\n\r\n");
+            conn.write_all(head.as_bytes()).unwrap();
+            let chunk = vec![b' '; 1 << 20];
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                // The client hangs up once it has seen too much.
+                if conn.write_all(format!("{n:x}\r\n").as_bytes()).is_err()
+                    || conn.write_all(&chunk[..n]).is_err()
+                    || conn.write_all(b"\r\n").is_err()
+                {
+                    return;
+                }
+                left -= n;
+            }
+            let _ = conn.write_all(b"0\r\n\r\n");
+        });
+        addr
+    }
+
+    #[test]
+    fn response_bodies_are_bounded() {
+        let client = |addr: String| {
+            ApiClient::new(&ClientOptions { http_addr: Some(addr), ..Default::default() }).unwrap()
+        };
+        let addr = serve_once("200 OK", MAX_RESPONSE + 1);
+        let err = client(addr.clone()).call(Method::GET, "/v1/agent/members", None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{addr}: reading response: the body is larger than 67108864 bytes")
+        );
+        // An error status with a huge body is bounded the same way.
+        let addr = serve_once("500 Internal Server Error", MAX_RESPONSE + 1);
+        let err = client(addr).call(Method::GET, "/v1/agent/members", None).unwrap_err();
+        assert!(err.to_string().contains("larger than 67108864 bytes"), "{err}");
+        // At the limit the body is read whole.
+        let addr = serve_once("200 OK", MAX_RESPONSE);
+        let body = client(addr).call(Method::GET, "/v1/agent/members", None).unwrap();
+        assert_eq!(body.len(), MAX_RESPONSE);
     }
 
     #[test]

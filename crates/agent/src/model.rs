@@ -289,11 +289,44 @@ impl KeyringResponse {
 }
 
 /// The body of `POST|PUT|DELETE /v1/operator/keyring`: `{"Key": "<base64>"}`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Decoding follows Go's encoding/json, which Consul's handler uses: the
+/// field name matches in any letter case (`key`, `KEY`), other fields are
+/// ignored, a missing `Key` is the empty string, and a repeated one counts
+/// last.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct KeyringRequest {
     /// The key, standard base64.
     #[serde(rename = "Key")]
     pub key: String,
+}
+
+impl<'de> Deserialize<'de> for KeyringRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = KeyringRequest;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(r#"an object like {"Key": "<base64>"}"#)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut request = KeyringRequest { key: String::new() };
+                while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if name.eq_ignore_ascii_case("key") {
+                        // Assigning drops (and so wipes) an earlier value.
+                        request = KeyringRequest { key: map.next_value()? };
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(request)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
 }
 
 impl Drop for KeyringRequest {
@@ -333,5 +366,27 @@ mod tests {
         assert!(!debug.contains("c2Vj"), "{debug}");
         assert_eq!(response.pool_name(), "dc1 (LAN)");
         assert!(!format!("{:?}", KeyringRequest { key: "c2Vj".into() }).contains("c2Vj"));
+    }
+
+    /// Go's encoding/json rules, as Consul decodes the keyring body.
+    #[test]
+    fn keyring_request_decodes_as_go() {
+        let key = |json: &str| serde_json::from_str::<KeyringRequest>(json).map(|r| r.key.clone());
+        assert_eq!(key(r#"{"Key": "a"}"#).unwrap(), "a");
+        assert_eq!(key(r#"{"key": "a"}"#).unwrap(), "a");
+        assert_eq!(key(r#"{"KEY": "a", "Other": [1, {"x": 2}]}"#).unwrap(), "a");
+        assert_eq!(key(r#"{"Key": "a", "key": "b"}"#).unwrap(), "b");
+        assert_eq!(key(r#"{"Keys": "a"}"#).unwrap(), "");
+        assert_eq!(key("{}").unwrap(), "");
+        // A JSON-escaped field name is still matched.
+        assert_eq!(key(r#"{"K\u0065y": "a"}"#).unwrap(), "a");
+        let err = key(r#"{"Key": 5}"#).unwrap_err().to_string();
+        assert!(err.starts_with("invalid type: integer `5`, expected a string"), "{err}");
+        let err = key(r#""a""#).unwrap_err().to_string();
+        assert!(err.starts_with(r#"invalid type: string "a", expected an object like"#), "{err}");
+        assert_eq!(
+            serde_json::to_string(&KeyringRequest { key: "a".into() }).unwrap(),
+            r#"{"Key":"a"}"#
+        );
     }
 }

@@ -126,7 +126,9 @@ async fn keyring_list_install_use_remove_round_trip_and_persist() {
     assert_eq!(answer.json()[0]["Keys"], json!({K1: 1, K2: 1}));
     assert_eq!(answer.json()[0]["PrimaryKeys"], json!({K1: 1}));
 
-    let answer = call(&state, "PUT", "/v1/operator/keyring", &body).await;
+    // Go's encoding/json matches field names in any case, as Consul does.
+    let lower = format!(r#"{{"key": "{K2}"}}"#);
+    let answer = call(&state, "PUT", "/v1/operator/keyring", &lower).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(file_keys(dir.path()), [K2, K1]);
 
@@ -190,6 +192,12 @@ async fn bad_requests_are_400_with_the_reason() {
             "Request decode failed: key must be a string",
         ),
         ("POST", "/v1/operator/keyring", "", "Request decode failed: EOF while parsing"),
+        (
+            "POST",
+            "/v1/operator/keyring",
+            "{}",
+            "Request decode failed: key: decodes to 0 bytes; key size must be 16, 24 or 32 bytes",
+        ),
         (
             "POST",
             "/v1/operator/keyring",
