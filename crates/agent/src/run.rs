@@ -313,9 +313,8 @@ async fn run(
 
     // -join / start_join must succeed; retry_join keeps trying in the background.
     if !agent.start_join.is_empty() {
-        let seeds = resolve(&agent.start_join, agent.ports.serf_lan).await;
-        let joined = gossip
-            .join(&seeds)
+        let (seeds, unresolved) = resolve(&agent.start_join, agent.ports.serf_lan).await;
+        let joined = join_seeds(&gossip, &seeds, &unresolved)
             .await
             .map_err(|message| Error::Join { addresses: agent.start_join.join(", "), message })?;
         tracing::info!(num_joined = joined, "agent: joined");
@@ -327,8 +326,8 @@ async fn run(
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             loop {
-                let seeds = resolve(&addresses, default_port).await;
-                match gossip.join(&seeds).await {
+                let (seeds, unresolved) = resolve(&addresses, default_port).await;
+                match join_seeds(&gossip, &seeds, &unresolved).await {
                     Ok(n) => {
                         tracing::info!(num_joined = n, "agent: Join completed");
                         return;
@@ -424,9 +423,11 @@ fn reload_config(
 }
 
 /// Resolves join addresses (`host`, `host:port`, `[v6]:port`), with the
-/// LAN port as the default. Names that do not resolve are logged and skipped.
-async fn resolve(addresses: &[String], default_port: u16) -> Vec<SocketAddr> {
+/// LAN port as the default. Returns the addresses found and, for each name
+/// that did not resolve, why.
+async fn resolve(addresses: &[String], default_port: u16) -> (Vec<SocketAddr>, Vec<String>) {
     let mut seeds = Vec::new();
+    let mut unresolved = Vec::new();
     for address in addresses {
         if let Ok(ip) = address.parse::<IpAddr>() {
             seeds.push(SocketAddr::new(ip, default_port));
@@ -441,9 +442,30 @@ async fn resolve(addresses: &[String], default_port: u16) -> Vec<SocketAddr> {
             format!("{address}:{default_port}")
         };
         match tokio::net::lookup_host(&with_port).await {
-            Ok(found) => seeds.extend(found.take(1)),
-            Err(err) => tracing::warn!(address, error = %err, "agent: cannot resolve join address"),
+            Ok(mut found) => match found.next() {
+                Some(addr) => seeds.push(addr),
+                None => unresolved.push(format!("{address}: no address found")),
+            },
+            Err(err) => unresolved.push(format!("{address}: cannot resolve: {err}")),
         }
     }
-    seeds
+    (seeds, unresolved)
+}
+
+/// Joins through the resolved `seeds`; the error names every seed that
+/// failed and every address that did not resolve.
+async fn join_seeds(
+    gossip: &GossipCluster,
+    seeds: &[SocketAddr],
+    unresolved: &[String],
+) -> Result<usize, String> {
+    let result = if seeds.is_empty() { Err(String::new()) } else { gossip.join(seeds).await };
+    result.map_err(|message| {
+        let mut reasons: Vec<&str> = Vec::new();
+        if !message.is_empty() {
+            reasons.push(&message);
+        }
+        reasons.extend(unresolved.iter().map(String::as_str));
+        reasons.join("; ")
+    })
 }

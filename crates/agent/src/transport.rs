@@ -309,6 +309,14 @@ impl GossipNode {
         let mut waits = Vec::new();
         {
             let ids = self.shared.node().join(Instant::now(), seeds);
+            if ids.len() != seeds.len() {
+                // The node could not seal its join message (logged there);
+                // that fails every seed alike, so no id belongs to a seed.
+                let why = "the join message could not be sealed".to_owned();
+                return Err(GossipError::Join {
+                    errors: seeds.iter().map(|seed| (*seed, why.clone())).collect(),
+                });
+            }
             let mut w = self.shared.streams.lock().unwrap_or_else(PoisonError::into_inner);
             for (id, seed) in ids.into_iter().zip(seeds) {
                 let (tx, rx) = oneshot::channel();
@@ -323,7 +331,11 @@ impl GossipNode {
         for (seed, rx) in waits {
             match rx.await {
                 Ok(Ok(())) => ok += 1,
-                Ok(Err(e)) => errors.push((seed, e)),
+                // The node's errors already start with the address.
+                Ok(Err(e)) => {
+                    let e = e.strip_prefix(&format!("{seed}: ")).map(str::to_owned).unwrap_or(e);
+                    errors.push((seed, e));
+                }
                 Err(_) => errors.push((seed, "node shut down".to_owned())),
             }
         }

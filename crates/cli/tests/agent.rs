@@ -592,6 +592,54 @@ fn upshift_a_running_cluster_to_encryption_in_three_rolling_restarts() {
     assert!(text(&out.stderr).contains("Failed to join"), "{}", text(&out.stderr));
 }
 
+/// A failed `-join` names every address and why: one that does not resolve
+/// and one where nothing listens.
+#[test]
+fn failed_join_names_every_address_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = format!("127.0.0.1:{}", free_port());
+    let out = consul_sec()
+        .arg("agent")
+        .arg(format!("-data-dir={}", dir.path().display()))
+        .arg("-bind=127.0.0.1")
+        .arg(format!("-http-port={}", free_port()))
+        .arg(format!("-serf-lan-port={}", free_port()))
+        .arg(format!("-server-port={}", free_port()))
+        .arg("-join=no-such-host.invalid")
+        .arg(format!("-join={closed}"))
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr.lines().find(|l| l.contains("Failed to join")).unwrap_or_default();
+    assert!(
+        line.starts_with(&format!("Error: Failed to join no-such-host.invalid, {closed}: ")),
+        "{stderr}"
+    );
+    assert!(line.contains(&format!("join failed: {closed}: Connection refused")), "{line}");
+    assert!(!line.contains(&format!("{closed}: {closed}")), "address said twice: {line}");
+    assert!(line.contains("no-such-host.invalid: cannot resolve: "), "{line}");
+    // Only the unresolvable name: still a reason, never an empty message.
+    let out = consul_sec()
+        .arg("agent")
+        .arg(format!("-data-dir={}", dir.path().display()))
+        .arg("-bind=127.0.0.1")
+        .arg(format!("-http-port={}", free_port()))
+        .arg(format!("-serf-lan-port={}", free_port()))
+        .arg(format!("-server-port={}", free_port()))
+        .arg("-join=no-such-host.invalid")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Error: Failed to join no-such-host.invalid: no-such-host.invalid: cannot resolve: "
+        ),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn sighup_reloads_the_https_certificates() {
     let dir = tempfile::tempdir().unwrap();
