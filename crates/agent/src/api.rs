@@ -50,11 +50,13 @@ use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::cluster::{Cluster, KeyOperation, KeyRequest};
+use crate::connlimit::ConnLimiter;
 use crate::keyring::{KeyChange, KeyringStore};
 use crate::model::{
     AgentSelf, CertificateProblem, CertificateStatus, EncryptionStatus, GossipStatus,
@@ -65,6 +67,13 @@ use crate::rpc::RpcClient;
 /// How long a client may take to complete the TLS handshake or send its
 /// request headers before the connection is dropped.
 const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long a refused connection gets to take its 429 (go-connlimit's 10 ms).
+const TOO_MANY_CONNECTIONS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How long a refused connection may take to send its request head (or TLS
+/// handshake), and to close after the 429.
+const REFUSAL_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Largest request body read (a keyring request is under 100 bytes).
 const MAX_BODY: usize = 64 * 1024;
@@ -430,11 +439,14 @@ async fn handle<C: Cluster>(
 
 /// Serves the API on `listener` until `shutdown` turns true. With `tls`
 /// every connection is a TLS handshake with the configurator's current
-/// server configuration (so a reload applies to new connections).
+/// server configuration (so a reload applies to new connections). A client
+/// IP with `limiter`'s maximum of connections open gets Consul's `429 Too
+/// Many Requests` on a new one (`limits.http_max_conns_per_client`).
 pub async fn serve<C: Cluster>(
     listener: TcpListener,
     tls: Option<Arc<TlsConfigurator>>,
     state: Arc<ApiState<C>>,
+    limiter: Arc<ConnLimiter>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -451,9 +463,15 @@ pub async fn serve<C: Cluster>(
                 continue;
             }
         };
+        let Some(permit) = limiter.accept(peer.ip()) else {
+            tracing::debug!(%peer, limit = limiter.max(), "http: http_max_conns_per_client exceeded");
+            tokio::spawn(too_many_connections(stream, tls.clone()));
+            continue;
+        };
         let state = Arc::clone(&state);
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             match tls {
                 None => serve_connection(stream, state, peer).await,
                 Some(tls) => {
@@ -476,6 +494,72 @@ pub async fn serve<C: Cluster>(
             }
         });
     }
+}
+
+/// Consul's answer to a connection over `http_max_conns_per_client`
+/// (go-connlimit's): a fixed 429 response, then close. Unlike go-connlimit,
+/// which writes at once and closes, the request head is waited for first
+/// (up to a second) and whatever follows is read and dropped (up to a
+/// second): a response that arrives before the request is "unsolicited" to
+/// HTTP clients (Go's and hyper's drop it), and closing with input unread
+/// makes the kernel reset the connection, which can destroy the 429.
+async fn too_many_connections(stream: TcpStream, tls: Option<Arc<TlsConfigurator>>) {
+    const BODY: &str =
+        "Your IP is issuing too many concurrent connections, please rate limit your calls\n";
+    let response = format!(
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    match tls.map(|tls| tls.server_config()) {
+        None => answer_and_close(stream, response.as_bytes()).await,
+        Some(Ok(config)) => {
+            let handshake = TlsAcceptor::from(config).accept(stream);
+            if let Ok(Ok(stream)) = tokio::time::timeout(REFUSAL_LINGER, handshake).await {
+                answer_and_close(stream, response.as_bytes()).await;
+            }
+        }
+        Some(Err(_)) => {}
+    }
+}
+
+/// Waits for the request head, writes `response` (within go-connlimit's
+/// 10 ms), ends the write side, then drops what the client still sends.
+async fn answer_and_close<S>(mut stream: S, response: &[u8])
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 4096];
+    let head = async {
+        // The last bytes seen, so that a head split across reads is found.
+        let mut tail: Vec<u8> = Vec::new();
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(n) if n > 0 => {
+                    tail.extend_from_slice(&buf[..n]);
+                    if tail.windows(4).any(|w| w == b"\r\n\r\n") {
+                        return true;
+                    }
+                    let keep = tail.len().saturating_sub(3);
+                    tail.drain(..keep);
+                }
+                _ => return false,
+            }
+        }
+    };
+    // A client that sends nothing still gets the answer when the wait ends.
+    if let Ok(false) = tokio::time::timeout(REFUSAL_LINGER, head).await {
+        return;
+    }
+    let write = async {
+        stream.write_all(response).await?;
+        stream.shutdown().await
+    };
+    if !matches!(tokio::time::timeout(TOO_MANY_CONNECTIONS_DEADLINE, write).await, Ok(Ok(()))) {
+        return;
+    }
+    let drain = async { while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(REFUSAL_LINGER, drain).await;
 }
 
 async fn serve_connection<C, S>(stream: S, state: Arc<ApiState<C>>, peer: SocketAddr)

@@ -49,6 +49,7 @@ mod error;
 pub mod api;
 pub mod client;
 pub mod cluster;
+pub mod connlimit;
 pub mod gossip_cluster;
 pub mod keyring;
 pub mod lock;

@@ -6,7 +6,7 @@
 //!
 //! * SIGINT / SIGTERM: leave the cluster gracefully (other members see
 //!   `left`), stop the listeners, exit 0.
-//! * SIGHUP: reload the configuration: `log_level` and the HTTPS
+//! * SIGHUP: reload the configuration: `log_level`, `limits`, and the HTTPS
 //!   and internal RPC certificates and verify flags (`tls.https`,
 //!   `tls.internal_rpc`, for new connections) apply at once; everything else (addresses,
 //!   ports, node name, `encrypt`, `encrypt_verify_*`) needs a restart.
@@ -35,6 +35,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::Error;
 use crate::api::{ApiState, EncryptionSources, serve};
+use crate::connlimit::ConnLimiter;
 use crate::gossip_cluster::GossipCluster;
 use crate::keyring::{KeyringSetup, setup_keyring};
 use crate::lock::DataDirLock;
@@ -271,6 +272,10 @@ async fn run(
     // HTTP and HTTPS on every client address.
     let (stop_tx, stop_rx) = watch::channel(false);
 
+    // Connections per client IP; a reload changes the limits in place.
+    let rpc_limiter = ConnLimiter::new(agent.limits.rpc_max_conns_per_client);
+    let http_limiter = ConnLimiter::new(agent.limits.http_max_conns_per_client);
+
     // The RPC port (servers only) on the bind address, first byte + TLS policy per connection.
     if agent.server {
         let addr = SocketAddr::new(agent.bind_addr, agent.ports.server);
@@ -279,7 +284,10 @@ async fn run(
             addr,
             source,
         })?;
-        let server = Arc::new(RpcServer::new(Arc::clone(&rpc_tls), Arc::clone(&gossip)));
+        let server = Arc::new(
+            RpcServer::new(Arc::clone(&rpc_tls), Arc::clone(&gossip))
+                .with_conn_limiter(Arc::clone(&rpc_limiter)),
+        );
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -307,7 +315,14 @@ async fn run(
             } else {
                 http_port.get_or_insert(bound)
             };
-            tokio::spawn(serve(listener, tls.clone(), Arc::clone(&state), stop_rx.clone()));
+            let limiter = Arc::clone(&http_limiter);
+            tokio::spawn(serve(
+                listener,
+                tls.clone(),
+                Arc::clone(&state),
+                limiter,
+                stop_rx.clone(),
+            ));
         }
     }
 
@@ -358,7 +373,8 @@ async fn run(
                 let _ = writeln!(out, "==> Caught signal: hangup");
                 let _ = writeln!(out, "==> Reloading configuration...");
                 let _ = out.flush();
-                reload_config(options, &log, https_tls.as_deref(), &rpc_tls);
+                let limiters = Limiters { http: &http_limiter, rpc: &rpc_limiter };
+                reload_config(options, &log, https_tls.as_deref(), &rpc_tls, limiters);
                 continue;
             }
         };
@@ -373,7 +389,14 @@ async fn run(
     Ok(())
 }
 
-/// SIGHUP: reloads the log level, the HTTPS certificates and the internal
+/// The per-client connection limiters a reload updates.
+#[derive(Clone, Copy)]
+struct Limiters<'a> {
+    http: &'a ConnLimiter,
+    rpc: &'a ConnLimiter,
+}
+
+/// SIGHUP: reloads the log level, the connection limits, the HTTPS certificates and the internal
 /// RPC TLS policy (on the RPC port, new connections only, as Consul; the
 /// agent's own RPC client drops idle connections of the old policy). All
 /// or nothing: a configuration that no longer loads, or TLS files that do
@@ -384,6 +407,7 @@ fn reload_config(
     log: &LogHandle,
     https_tls: Option<&TlsConfigurator>,
     rpc_tls: &TlsConfigurator,
+    limiters: Limiters<'_>,
 ) {
     let loaded = match load(options, std::env::vars_os()) {
         Ok(loaded) => loaded,
@@ -414,6 +438,9 @@ fn reload_config(
         configurator.swap(https);
     }
     let rpc = rpc_tls.swap(rpc);
+    let limits = loaded.config.agent.limits;
+    limiters.http.set_max(limits.http_max_conns_per_client);
+    limiters.rpc.set_max(limits.rpc_max_conns_per_client);
     tracing::info!(
         log_level = level,
         rpc_tls = rpc.verify_outgoing_effective(),

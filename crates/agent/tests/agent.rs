@@ -3,11 +3,13 @@
 //! with the API client, and HTTPS with client certificates.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use consul_sec_agent::api::{ApiState, respond, serve};
 use consul_sec_agent::client::{ApiClient, ClientOptions, KeyringAction};
 use consul_sec_agent::cluster::LocalCluster;
+use consul_sec_agent::connlimit::{ConnLimiter, DEFAULT_HTTP_MAX_CONNS_PER_CLIENT};
 use consul_sec_agent::keyring::KeyringStore;
 use consul_sec_agent::model::{AgentMember, SelfConfig};
 use consul_sec_gossip_crypto::{Keyring, SecretKey, load_keyring_file};
@@ -282,11 +284,76 @@ async fn start(
     state: ApiState<LocalCluster>,
     tls: Option<Arc<consul_sec_tls_policy::TlsConfigurator>>,
 ) -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>) {
+    start_limited(state, tls, ConnLimiter::new(DEFAULT_HTTP_MAX_CONNS_PER_CLIENT)).await
+}
+
+/// [`start`] with connections per client IP counted by `limiter`.
+async fn start_limited(
+    state: ApiState<LocalCluster>,
+    tls: Option<Arc<consul_sec_tls_policy::TlsConfigurator>>,
+    limiter: Arc<ConnLimiter>,
+) -> (std::net::SocketAddr, tokio::sync::watch::Sender<bool>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(serve(listener, tls, Arc::new(state), stopped));
+    tokio::spawn(serve(listener, tls, Arc::new(state), limiter, stopped));
     (addr, stop)
+}
+
+/// Consul's go-connlimit answer to one connection too many.
+const TOO_MANY: &str = "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: 81\r\nConnection: close\r\n\r\nYour IP is issuing too many concurrent connections, please rate limit your calls\n";
+
+/// `limits.http_max_conns_per_client`: one connection over the limit gets
+/// Consul's exact 429 and is closed; the CLI client reports it; a raised
+/// limit applies to the next connection; closed connections free places.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_client_ip_are_limited_with_a_429() {
+    use tokio::io::AsyncReadExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let limiter = ConnLimiter::new(1);
+    let (addr, stop) = start_limited(state(dir.path(), &[K1]), None, limiter.clone()).await;
+    let held = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let ip = addr.ip();
+    wait_until(|| limiter.open(ip) == 1).await;
+
+    let mut over = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), over.read_to_end(&mut got))
+        .await
+        .expect("the refused connection is closed")
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&got), TOO_MANY);
+
+    let options = ClientOptions { http_addr: Some(format!("http://{addr}")), ..Default::default() };
+    let members = |options: ClientOptions| async move {
+        tokio::task::spawn_blocking(move || ApiClient::new(&options).unwrap().members())
+            .await
+            .unwrap()
+    };
+    let err = members(options.clone()).await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "Unexpected response code: 429 (Your IP is issuing too many concurrent connections, please rate limit your calls)"
+    );
+    assert_eq!(limiter.open(ip), 1, "refused connections are not counted");
+
+    limiter.set_max(2);
+    assert_eq!(members(options.clone()).await.unwrap(), vec![member()]);
+    limiter.set_max(1);
+    drop(held);
+    wait_until(|| limiter.open(ip) == 0).await;
+    assert_eq!(members(options).await.unwrap(), vec![member()]);
+    stop.send(true).unwrap();
+}
+
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached in 5 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

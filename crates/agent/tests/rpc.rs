@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use consul_sec_agent::cluster::{Cluster, KeyOperation, KeyRequest};
+use consul_sec_agent::connlimit::ConnLimiter;
 use consul_sec_agent::keyring::KeyChange;
 use consul_sec_agent::model::{AgentMember, KeyringResponse};
 use consul_sec_agent::rpc::{ForwardToServers, Refusal, RpcError, server_addresses};
@@ -19,7 +20,9 @@ use consul_sec_gossip_crypto::SecretKey;
 use consul_sec_pki::CertKind;
 use consul_sec_tls_policy::TlsPolicy;
 use rmpv::Value;
-use support::{KEY, KEY2, Logs, Pki, client, member, policy, require, start_server};
+use support::{
+    KEY, KEY2, Logs, Pki, client, member, policy, require, start_limited_server_on, start_server,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -362,6 +365,51 @@ async fn bad_input_closes_only_that_connection() {
     logs.wait_for(&["RPC type byte 0x04 is not served"]).await;
     // The server still serves.
     client(&TlsPolicy::default()).ping(server.addr).await.unwrap();
+}
+
+/// `limits.rpc_max_conns_per_client`: a client IP with the maximum open
+/// gets its next connection closed unanswered, with Consul's log line; the
+/// connections it has keep working, and a new limit applies at once.
+#[tokio::test]
+async fn connections_per_client_ip_are_limited() {
+    let (logs, _guard) = Logs::capture();
+    let limiter = ConnLimiter::new(2);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = start_limited_server_on(listener, &TlsPolicy::default(), limiter.clone());
+    let pooled = client(&TlsPolicy::default());
+    // Two connections: the client's pooled one and one held idle.
+    pooled.ping(server.addr).await.unwrap();
+    let _held = TcpStream::connect(server.addr).await.unwrap();
+    wait_until(|| limiter.open(server.addr.ip()) == 2).await;
+
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    let _ = third.write_all(&[0x00]).await;
+    assert!(drain(&mut third).await.is_empty(), "the third connection got an answer");
+    let line =
+        logs.wait_for(&["rejecting RPC conn from because rpc_max_conns_per_client exceeded"]).await;
+    assert!(line.contains("ERROR") && line.contains("conn=from=127.0.0.1:"), "{line}");
+    assert!(line.contains("limit=2"), "{line}");
+    // The pooled connection still serves calls.
+    pooled.ping(server.addr).await.unwrap();
+    assert_eq!(pooled.dials(), 1);
+
+    // A higher limit takes effect for the next connection.
+    limiter.set_max(3);
+    let other = client(&TlsPolicy::default());
+    other.ping(server.addr).await.unwrap();
+    // Closed connections free their places.
+    drop(other);
+    wait_until(|| limiter.open(server.addr.ip()) == 2).await;
+}
+
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached in 2 s");
 }
 
 // --- acceptance 2: the policy in force -------------------------------------------------------

@@ -1184,3 +1184,60 @@ fn consul_http_ssl_takes_go_booleans() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("\"maybe\" is not a boolean"), "{}", text(&out.stderr));
 }
+
+/// `limits.rpc_max_conns_per_client` and `limits.http_max_conns_per_client`
+/// from a config file, in force on a running agent, and raised by SIGHUP.
+#[test]
+fn connection_limits_from_config_apply_and_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let rpc = free_port();
+    let config = dir.path().join("limits.hcl");
+    let limits = |http: u32, rpc: u32| {
+        let body = format!(
+            "limits {{\n  http_max_conns_per_client = {http}\n  rpc_max_conns_per_client = {rpc}\n}}\n"
+        );
+        std::fs::write(&config, body).unwrap();
+    };
+    limits(1, 1);
+    let agent = Agent::start(
+        "limited",
+        &dir.path().join("data"),
+        &[
+            "-server".to_owned(),
+            format!("-server-port={rpc}"),
+            format!("-config-file={}", config.display()),
+        ],
+    );
+    let ping = || http_get(agent.http, &format!("/v1/internal/rpc/ping?addr=127.0.0.1:{rpc}"));
+    assert_eq!(ping().unwrap().0, 200, "one RPC connection is allowed");
+
+    // The agent's own pooled RPC connection is the one allowed: a second
+    // (a new client) is closed unanswered and the server logs why.
+    let held_rpc = std::net::TcpStream::connect(("127.0.0.1", rpc)).unwrap();
+    wait_for("the rejection log line", Duration::from_secs(10), || {
+        agent.stderr().contains("rejecting RPC conn from because rpc_max_conns_per_client exceeded")
+    });
+
+    // One HTTP connection held open: the CLI's connection is the second.
+    let held_http = std::net::TcpStream::connect(("127.0.0.1", agent.http)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let out = agent.cli(&["members"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains(
+            "Unexpected response code: 429 (Your IP is issuing too many concurrent connections, please rate limit your calls)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+
+    limits(5, 5);
+    agent.signal("HUP");
+    wait_for("the reload", Duration::from_secs(10), || {
+        agent.stderr().contains("agent: reloaded configuration")
+    });
+    let out = agent.cli(&["members"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("limited"), "{}", text(&out.stdout));
+    drop((held_rpc, held_http));
+}

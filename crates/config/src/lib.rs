@@ -82,7 +82,7 @@ use figment::Figment;
 pub use error::{Error, LoadFailure, Origin, Position, Warning};
 pub use format::{FileFormat, Hcl};
 pub use resolve::Provenance;
-pub use settings::{AgentSettings, Config, GossipSettings, LogLevel, Ports, TlsSettings};
+pub use settings::{AgentSettings, Config, GossipSettings, Limits, LogLevel, Ports, TlsSettings};
 pub use source::{ConfigPath, ENV_PREFIX, Flags, TOOLING_ENV_VARS};
 
 /// What to load: the paths and flags of one agent (or `validate`) run.

@@ -15,7 +15,9 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::error::{Error, Origin, Warning};
 use crate::schema::TLS_STANZAS;
-use crate::settings::{AgentSettings, Config, GossipSettings, LogLevel, Ports, TlsSettings};
+use crate::settings::{
+    AgentSettings, Config, GossipSettings, Limits, LogLevel, Ports, TlsSettings,
+};
 use crate::source::{Source, origin_of};
 
 /// One resolved setting and where its value came from, for
@@ -230,6 +232,13 @@ impl<'a> Resolver<'a> {
         }
         let client_addr = self.client_addrs();
         let ports = self.ports();
+        let count = |key: &str, default: u32| {
+            self.integer(key).and_then(|(n, _)| u32::try_from(n).ok()).unwrap_or(default)
+        };
+        let limits = Limits {
+            http_max_conns_per_client: count("limits.http_max_conns_per_client", 200),
+            rpc_max_conns_per_client: count("limits.rpc_max_conns_per_client", 100),
+        };
         let retry_join = self.list("retry_join").into_iter().map(|(s, _)| s).collect();
         let start_join = self.list("start_join").into_iter().map(|(s, _)| s).collect();
         let log_level = match self.string("log_level") {
@@ -252,6 +261,7 @@ impl<'a> Resolver<'a> {
             advertise_addr,
             client_addr,
             ports,
+            limits,
             retry_join,
             start_join,
             log_level,

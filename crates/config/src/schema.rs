@@ -104,6 +104,13 @@ pub(crate) const ROOT: &[(&str, Node)] = &[
             ("server", Node::Leaf(Kind::Port)),
         ]),
     ),
+    (
+        "limits",
+        Node::Table(&[
+            ("http_max_conns_per_client", Node::Leaf(Kind::Count)),
+            ("rpc_max_conns_per_client", Node::Leaf(Kind::Count)),
+        ]),
+    ),
     ("retry_join", Node::Leaf(Kind::List)),
     ("start_join", Node::Leaf(Kind::List)),
     ("log_level", Node::Leaf(Kind::Str)),

@@ -50,6 +50,8 @@ pub struct AgentSettings {
     pub client_addr: Vec<IpAddr>,
     /// `ports`.
     pub ports: Ports,
+    /// `limits`.
+    pub limits: Limits,
     /// `retry_join`, concatenated over all sources.
     pub retry_join: Vec<String>,
     /// `start_join`, concatenated over all sources.
@@ -78,6 +80,17 @@ pub struct Ports {
     pub serf_wan: Option<u16>,
     /// `ports.server`, the RPC port (default 8300; cannot be disabled).
     pub server: u16,
+}
+
+/// The `limits` block: connections allowed per client IP address at once
+/// (0: no limit). Both apply again on a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// `limits.http_max_conns_per_client` (default 200), HTTP and HTTPS API.
+    pub http_max_conns_per_client: u32,
+    /// `limits.rpc_max_conns_per_client` (default 100), the RPC port.
+    pub rpc_max_conns_per_client: u32,
 }
 
 /// `log_level`.

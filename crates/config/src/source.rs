@@ -39,6 +39,7 @@ const DEFAULTS: &str = r#"{
     "http": 8500, "https": -1, "dns": 8600, "grpc": -1, "grpc_tls": -1,
     "serf_lan": 8301, "serf_wan": 8302, "server": 8300
   },
+  "limits": { "http_max_conns_per_client": 200, "rpc_max_conns_per_client": 100 },
   "encrypt_verify_incoming": true,
   "encrypt_verify_outgoing": true,
   "disable_keyring_file": false,

@@ -935,3 +935,33 @@ mod provenance {
         assert_eq!(find("Gossip", "encrypt_verify_incoming").origin, Origin::Default);
     }
 }
+
+/// `limits`: Consul's defaults, then files (JSON and HCL), the environment,
+/// and type errors naming the key.
+#[test]
+fn connection_limits() {
+    let loaded = ok(&[]);
+    let limits = loaded.config.agent.limits;
+    assert_eq!((limits.http_max_conns_per_client, limits.rpc_max_conns_per_client), (200, 100));
+
+    let loaded = ok(&[("a.hcl", "limits { rpc_max_conns_per_client = 7 }\n")]);
+    let limits = loaded.config.agent.limits;
+    assert_eq!((limits.http_max_conns_per_client, limits.rpc_max_conns_per_client), (200, 7));
+
+    let (_dir, result) = load_files_env(
+        &[("a.json", r#"{"limits": {"http_max_conns_per_client": 0}}"#)],
+        &[("CONSUL_SEC_LIMITS__RPC_MAX_CONNS_PER_CLIENT", "3")],
+    );
+    let limits = result.unwrap().config.agent.limits;
+    assert_eq!((limits.http_max_conns_per_client, limits.rpc_max_conns_per_client), (0, 3));
+
+    let messages = errors(&[(
+        "a.json",
+        r#"{"limits": {"http_max_conns_per_client": -1, "rpc_max_conns": 1}}"#,
+    )]);
+    assert_has(
+        &messages,
+        "limits.http_max_conns_per_client: expected a non-negative integer, found",
+    );
+    assert_has(&messages, "limits.rpc_max_conns: invalid config key");
+}

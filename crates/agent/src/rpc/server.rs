@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use crate::cluster::Cluster;
+use crate::connlimit::{ConnLimiter, DEFAULT_RPC_MAX_CONNS_PER_CLIENT};
 use crate::rpc::codec::{FrameReader, ReadError, RequestHeader, ResponseHeader, message};
 use crate::rpc::{RpcError, io_error, keyring};
 
@@ -29,13 +30,27 @@ pub struct RpcServer<C> {
     tls: Arc<TlsConfigurator>,
     cluster: C,
     handshake_timeout: Duration,
+    limiter: Arc<ConnLimiter>,
 }
 
 impl<C: Cluster> RpcServer<C> {
     /// A server answering keyring operations from `cluster`, under the TLS
     /// policy in force in `tls`.
     pub fn new(tls: Arc<TlsConfigurator>, cluster: C) -> Self {
-        Self { tls, cluster, handshake_timeout: HANDSHAKE_TIMEOUT }
+        Self {
+            tls,
+            cluster,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            limiter: ConnLimiter::new(DEFAULT_RPC_MAX_CONNS_PER_CLIENT),
+        }
+    }
+
+    /// Replaces the per-client-IP connection limit (default: Consul's
+    /// `limits.rpc_max_conns_per_client`, 100); share the limiter to change
+    /// the limit on reload.
+    pub fn with_conn_limiter(mut self, limiter: Arc<ConnLimiter>) -> Self {
+        self.limiter = limiter;
+        self
     }
 
     /// Replaces the time allowed for the first byte, the TLS handshake and
@@ -54,10 +69,20 @@ impl<C: Cluster> RpcServer<C> {
             while connections.try_join_next().is_some() {}
             match listener.accept().await {
                 Ok((stream, peer)) => {
+                    let Some(permit) = self.limiter.accept(peer.ip()) else {
+                        // Consul's words; the stream is closed on drop.
+                        tracing::error!(
+                            conn = %format_args!("from={peer}"),
+                            limit = self.limiter.max(),
+                            "rejecting RPC conn from because rpc_max_conns_per_client exceeded"
+                        );
+                        continue;
+                    };
                     let server = self.clone();
                     connections.spawn(async move {
                         // Refusals and failures are logged where they happen.
                         let _ = server.handle_connection(stream, peer).await;
+                        drop(permit);
                     });
                 }
                 Err(err) => {

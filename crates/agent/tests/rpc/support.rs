@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use consul_sec_agent::cluster::LocalCluster;
+use consul_sec_agent::connlimit::{ConnLimiter, DEFAULT_RPC_MAX_CONNS_PER_CLIENT};
 use consul_sec_agent::keyring::KeyringStore;
 use consul_sec_agent::model::AgentMember;
 use consul_sec_agent::rpc::{PoolConfig, RpcClient, RpcServer};
@@ -105,12 +106,21 @@ pub(crate) async fn start_server(policy: &TlsPolicy) -> TestServer {
 }
 
 pub(crate) fn start_server_on(listener: TcpListener, policy: &TlsPolicy) -> TestServer {
+    start_limited_server_on(listener, policy, ConnLimiter::new(DEFAULT_RPC_MAX_CONNS_PER_CLIENT))
+}
+
+/// A server whose connections per client IP are counted by `limiter`.
+pub(crate) fn start_limited_server_on(
+    listener: TcpListener,
+    policy: &TlsPolicy,
+    limiter: Arc<ConnLimiter>,
+) -> TestServer {
     let addr = listener.local_addr().unwrap();
     let tls = Arc::new(TlsConfigurator::new(policy).unwrap());
     let key = SecretKey::from_base64(KEY).unwrap();
     let store = Arc::new(KeyringStore::new(Keyring::from_keys([key]).unwrap(), None));
     let cluster = LocalCluster::new(member("server1", addr, true), "dc1", store.clone());
-    let server = Arc::new(RpcServer::new(tls.clone(), cluster));
+    let server = Arc::new(RpcServer::new(tls.clone(), cluster).with_conn_limiter(limiter));
     let task = tokio::spawn(server.serve(listener));
     TestServer { addr, tls, store, task }
 }
