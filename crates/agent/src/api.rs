@@ -64,9 +64,13 @@ use crate::model::{
 };
 use crate::rpc::RpcClient;
 
-/// How long a client may take to complete the TLS handshake or send its
-/// request headers before the connection is dropped.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long an HTTPS client may take to complete the TLS handshake
+/// (Consul's `limits.https_handshake_timeout` default).
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a client may take to send a request's headers before the
+/// connection is dropped.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long a refused connection gets to take its 429 (go-connlimit's 10 ms).
 const TOO_MANY_CONNECTIONS_DEADLINE: std::time::Duration = std::time::Duration::from_millis(10);
@@ -570,7 +574,7 @@ where
     let service = hyper::service::service_fn(move |request| handle(Arc::clone(&state), request));
     if let Err(err) = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HANDSHAKE_TIMEOUT)
+        .header_read_timeout(HEADER_READ_TIMEOUT)
         .serve_connection(TokioIo::new(stream), service)
         .await
     {
