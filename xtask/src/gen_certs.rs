@@ -14,8 +14,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use clap::Args;
 use consul_sec_pki::files::{load_ca, write_pair};
-use consul_sec_pki::names::{ca_cert_file, ca_key_file, cert_files, cert_prefix};
+use consul_sec_pki::names::{
+    ca_cert_file, ca_key_file, cert_files, cert_prefix, validate_dns_name,
+};
 use consul_sec_pki::{Ca, CaRequest, CertKind, CertRequest, create_ca, issue_cert};
+
+/// The most server (and client) certificates one run writes: a test PKI
+/// needs a handful, and a typo such as `--servers 99999999` should not fill
+/// a disk.
+pub const MAX_NODES: u32 = 100;
 
 /// Arguments of `gen-certs`.
 #[derive(Debug, Args)]
@@ -26,11 +33,11 @@ pub struct GenCerts {
     /// Consul domain in the certificate names
     #[arg(long, default_value = "consul")]
     domain: String,
-    /// Number of server certificates (<dc>-server-<domain>-<n>.pem)
-    #[arg(long, default_value_t = 3)]
+    /// Number of server certificates (<dc>-server-<domain>-<n>.pem), at most 100
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(..=MAX_NODES as i64))]
     servers: u32,
-    /// Number of client certificates (<dc>-client-<domain>-<n>.pem)
-    #[arg(long, default_value_t = 2)]
+    /// Number of client certificates (<dc>-client-<domain>-<n>.pem), at most 100
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(..=MAX_NODES as i64))]
     clients: u32,
     /// Output directory [default: <workspace>/target/test-pki]
     #[arg(long, value_name = "DIR")]
@@ -83,12 +90,21 @@ impl Pair {
 
 /// Writes the test PKI that `args` describes and reports what it did to `out`.
 pub fn run(args: &GenCerts, out: &mut dyn Write) -> anyhow::Result<()> {
+    // Checked before anything is written or removed.
+    validate_dns_name(&args.dc, "datacenter")?;
+    validate_dns_name(&args.domain, "domain")?;
+    if args.servers > MAX_NODES || args.clients > MAX_NODES {
+        bail!("at most {MAX_NODES} server and {MAX_NODES} client certificates per run");
+    }
     let dir = args.out_dir();
     if args.force {
         remove_set(args, &dir, out)?;
     }
     let pairs = args.pairs(&dir);
     if pairs.iter().all(|p| p.state() == (true, true)) {
+        // "Up to date" only if the CA still loads (and its key matches).
+        load_ca(&pairs[0].cert, &pairs[0].key)
+            .context("the test PKI's CA cannot be used; run with --force to regenerate")?;
         writeln!(
             out,
             "test PKI in {} is up to date ({} files); use --force to regenerate",
@@ -388,5 +404,37 @@ mod tests {
         fs::remove_file(tmp.path().join("consul-agent-ca-key.pem")).expect("rm");
         let err = run_to_string(&args(tmp.path(), 1, 0, false)).expect_err("stale");
         assert!(err.to_string().contains("exists but its CA does not"), "{err}");
+    }
+
+    /// Bad names and counts are refused before anything is written, and a
+    /// complete set with a broken CA is not "up to date".
+    #[test]
+    fn bad_input_is_refused_before_writing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("pki");
+        let bad_dc = GenCerts { dc: "bad dc".to_owned(), ..args(&dir, 1, 1, false) };
+        let err = run_to_string(&bad_dc).unwrap_err().to_string();
+        assert_eq!(err, "\"bad dc\": not a valid DNS name (used as datacenter)");
+        let bad_domain = GenCerts { domain: "-x".to_owned(), ..args(&dir, 1, 1, false) };
+        assert!(run_to_string(&bad_domain).is_err());
+        let err = run_to_string(&args(&dir, MAX_NODES + 1, 0, false)).unwrap_err().to_string();
+        assert_eq!(err, "at most 100 server and 100 client certificates per run");
+        assert!(!dir.exists(), "nothing may be written");
+
+        // The command line refuses large counts too.
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            gen_certs: GenCerts,
+        }
+        assert!(Cli::try_parse_from(["x", "--servers", "100"]).is_ok());
+        let err = Cli::try_parse_from(["x", "--servers", "99999999"]).err().expect("refused");
+        assert!(err.to_string().contains("99999999"), "{err}");
+
+        run_to_string(&args(&dir, 1, 0, false)).expect("a good set");
+        fs::write(dir.join("consul-agent-ca.pem"), "garbage").expect("write");
+        let err = format!("{:#}", run_to_string(&args(&dir, 1, 0, false)).unwrap_err());
+        assert!(err.starts_with("the test PKI's CA cannot be used; run with --force"), "{err}");
     }
 }

@@ -44,7 +44,7 @@ pub fn cert_files(prefix: &str, n: u32) -> (String, String) {
 /// letters, digits, `-` and `_`, at most 63 bytes each, 253 in all, and an
 /// optional leading `*.` wildcard label. `role` says what the name is for in
 /// the error.
-pub(crate) fn validate_dns_name(name: &str, role: &'static str) -> Result<()> {
+pub fn validate_dns_name(name: &str, role: &'static str) -> Result<()> {
     let rest = name.strip_prefix("*.").unwrap_or(name);
     // rustls-pki-types implements the RFC 1035/5890 host-name rules that
     // webpki applies when matching; a name it rejects could never match.
