@@ -73,6 +73,14 @@ pub enum Error {
     /// The HTTPS listener's TLS configuration could not be built.
     #[error("tls.https: {0}")]
     Tls(consul_sec_tls_policy::Error),
+    /// `ports.https` is on but `tls.https` has no certificate to serve.
+    #[error(
+        "ports.https is {port} but tls.https has no cert_file and key_file: an HTTPS listener needs a certificate (set tls.https or tls.defaults cert_file and key_file, or turn ports.https off)"
+    )]
+    HttpsWithoutCertificate {
+        /// The configured HTTPS port.
+        port: u16,
+    },
     /// The internal RPC TLS configuration (RPC port and outgoing RPC) could not be built.
     #[error("tls.internal_rpc: {0}")]
     RpcTls(consul_sec_tls_policy::Error),

@@ -190,6 +190,9 @@ async fn run(
     // TLS material for HTTPS is loaded before anything starts, as Consul's
     // TLS configurator is.
     let https_tls = match config.agent.ports.https {
+        Some(port) if config.tls.https.cert_file.is_none() => {
+            return Err(Error::HttpsWithoutCertificate { port });
+        }
         Some(_) => Some(Arc::new(TlsConfigurator::new(&config.tls.https).map_err(Error::Tls)?)),
         None => None,
     };
@@ -418,7 +421,10 @@ fn reload_config(
         }
     };
     let tls = &loaded.config.tls;
-    let https = https_tls.map(|_| tls.https.load().map_err(|e| format!("tls.https: {e}")));
+    let https = https_tls.map(|_| match tls.https.cert_file {
+        None => Err("tls.https: cert_file and key_file are gone, but the HTTPS listener needs a certificate".to_owned()),
+        Some(_) => tls.https.load().map_err(|e| format!("tls.https: {e}")),
+    });
     let rpc = tls.internal_rpc.load().map_err(|e| format!("tls.internal_rpc: {e}"));
     let (https, rpc) = match (https.transpose(), rpc) {
         (Ok(https), Ok(rpc)) => (https, rpc),

@@ -1241,3 +1241,49 @@ fn connection_limits_from_config_apply_and_reload() {
     assert!(text(&out.stdout).contains("limited"), "{}", text(&out.stdout));
     drop((held_rpc, held_http));
 }
+
+/// `ports.https` without a certificate: `validate` warns and the agent
+/// refuses to start, naming what is missing (it used to start and drop
+/// every HTTPS connection).
+#[test]
+fn https_port_without_a_certificate_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("https.hcl");
+    let https = free_port();
+    std::fs::write(&config, format!("ports = {{ https = {https} }}\n")).unwrap();
+    let data = dir.path().join("data");
+    let out = consul_sec()
+        .args(["validate", "-quiet"])
+        .arg(&config)
+        .env("CONSUL_SEC_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    let expected = format!(
+        "ports.https is {https} but tls.https has no cert_file and key_file; the agent will refuse to start"
+    );
+    assert!(
+        text(&out.stderr).contains(&expected) || text(&out.stdout).contains(&expected),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+
+    let out = consul_sec()
+        .arg("agent")
+        .arg(format!("-data-dir={}", data.display()))
+        .arg("-bind=127.0.0.1")
+        .arg(format!("-http-port={}", free_port()))
+        .arg(format!("-serf-lan-port={}", free_port()))
+        .arg(format!("-config-file={}", config.display()))
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Error: ports.https is {https} but tls.https has no cert_file and key_file: an HTTPS listener needs a certificate"
+        )),
+        "{stderr}"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", https)).is_err(), "nothing listens");
+}

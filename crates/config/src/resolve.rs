@@ -145,6 +145,17 @@ impl<'a> Resolver<'a> {
         let agent = self.agent();
         let gossip = self.gossip();
         let tls = self.tls(&agent.datacenter, &agent.domain);
+        if let Some(port) = agent.ports.https
+            && tls.https.cert_file.is_none()
+        {
+            self.warn(
+                format!(
+                    "ports.https is {port} but tls.https has no cert_file and key_file; the agent will refuse \
+                     to start (an HTTPS listener needs a certificate)"
+                ),
+                None,
+            );
+        }
         Config { agent, gossip, tls }
     }
 
