@@ -486,6 +486,12 @@ pub async fn serve<C: Cluster>(
                             return;
                         }
                     };
+                    if sends_plain_http(&stream).await {
+                        // Go's net/http answer, which Consul's HTTPS port gives.
+                        let answer = b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+                        answer_and_close(stream, answer).await;
+                        return;
+                    }
                     let handshake = TlsAcceptor::from(config).accept(stream);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                         Ok(Ok(stream)) => serve_connection(stream, state, peer).await,
@@ -498,6 +504,18 @@ pub async fn serve<C: Cluster>(
             }
         });
     }
+}
+
+/// Whether a connection to the HTTPS port starts with a plain HTTP request
+/// instead of a TLS record: Go's check (`looksLikeHttp`, on the first five
+/// bytes), made on what has arrived within the handshake timeout.
+async fn sends_plain_http(stream: &TcpStream) -> bool {
+    const STARTS: [&[u8]; 5] = [b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO"];
+    let mut head = [0u8; 5];
+    let Ok(Ok(n)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut head)).await else {
+        return false;
+    };
+    n > 0 && STARTS.iter().any(|start| start.starts_with(&head[..n]))
 }
 
 /// Consul's answer to a connection over `http_max_conns_per_client`

@@ -216,7 +216,9 @@ impl ApiClient {
                 let stream = TlsConnector::from(Arc::clone(config))
                     .connect(name.clone(), stream)
                     .await
-                    .map_err(|err| self.http_error(format!("TLS handshake failed: {err}")))?;
+                    .map_err(|err| {
+                        self.http_error(format!("TLS handshake failed: {}", with_causes(&err)))
+                    })?;
                 self.send(stream, method, path, body).await
             }
         }
@@ -232,8 +234,9 @@ impl ApiClient {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let fail =
-            |what: &str, err: &dyn std::fmt::Display| self.http_error(format!("{what}: {err}"));
+        let fail = |what: &str, err: &dyn std::error::Error| {
+            self.http_error(format!("{what}: {}", with_causes(err)))
+        };
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|err| fail("HTTP handshake failed", &err))?;
@@ -255,7 +258,7 @@ impl ApiClient {
                     "reading response: the body is larger than {MAX_RESPONSE} bytes"
                 )));
             }
-            Err(err) => return Err(fail("reading response", &err)),
+            Err(err) => return Err(fail("reading response", &*err)),
         };
         driver.abort();
         if !status.is_success() {
@@ -264,6 +267,34 @@ impl ApiClient {
         }
         Ok(bytes)
     }
+}
+
+/// `err` and its causes, each once: hyper's own text ("connection error")
+/// does not say why; the TLS alert behind it does. A TLS 1.3 server refuses
+/// a client certificate only after the handshake, so this is where a
+/// missing or rejected one shows; the hint says what to set.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(inner) = cause {
+        let line = inner.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = inner.source();
+    }
+    if text.contains("CertificateRequired") {
+        text.push_str(
+            " (the agent requires a client certificate: set -client-cert and -client-key, or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY)",
+        );
+    } else if ["BadCertificate", "UnknownCA", "CertificateExpired", "CertificateUnknown"]
+        .iter()
+        .any(|alert| text.contains(alert))
+    {
+        text.push_str(" (the agent refused the client certificate; its log says why)");
+    }
+    text
 }
 
 /// The host part of `host:port` or `[v6]:port`.

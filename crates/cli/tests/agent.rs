@@ -519,7 +519,11 @@ fn members_and_keyring_over_https_with_client_certificates() {
         .output()
         .unwrap();
     assert_eq!(without_cert.status.code(), Some(1));
-    assert!(text(&without_cert.stderr).starts_with("Error: "), "{}", text(&without_cert.stderr));
+    let stderr = text(&without_cert.stderr);
+    assert!(stderr.starts_with("Error: "), "{stderr}");
+    // The TLS alert and what to do, not just hyper's "connection error".
+    assert!(stderr.contains("CertificateRequired"), "{stderr}");
+    assert!(stderr.contains("set -client-cert and -client-key"), "{stderr}");
 
     let wrong_name = consul_sec()
         .args(["members"])
