@@ -196,6 +196,25 @@ fn tls_status(configurator: &TlsConfigurator, role: &Role) -> TlsProtocolStatus 
     }
 }
 
+/// What is wrong with the certificate `configurator` serves, judged for a
+/// server agent of `datacenter` (`server`) or a client agent, in the words
+/// `/v1/agent/self` uses; empty when there is no certificate or nothing is
+/// wrong. The agent logs these at start and on every reload.
+pub fn certificate_problems(
+    configurator: &TlsConfigurator,
+    server: bool,
+    datacenter: &str,
+) -> Vec<String> {
+    let role =
+        if server { Role::Server { datacenter: datacenter.to_owned() } } else { Role::Client };
+    let status = tls_status(configurator, &role);
+    let mut problems: Vec<String> = status.inspect_error.into_iter().collect();
+    if let Some(certificate) = status.certificate {
+        problems.extend(certificate.problems.into_iter().map(|p| p.message));
+    }
+    problems
+}
+
 /// Answers one request whose body has been read.
 pub async fn respond<C: Cluster>(
     state: &ApiState<C>,

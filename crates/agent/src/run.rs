@@ -34,7 +34,7 @@ use tracing_subscriber::reload;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::Error;
-use crate::api::{ApiState, EncryptionSources, serve};
+use crate::api::{ApiState, EncryptionSources, certificate_problems, serve};
 use crate::connlimit::ConnLimiter;
 use crate::gossip_cluster::GossipCluster;
 use crate::keyring::{KeyringSetup, setup_keyring};
@@ -203,6 +203,7 @@ async fn run(
         None => None,
     };
     let _ = writeln!(out, "==> Starting Consul agent...");
+    log_certificate_problems(&config, https_tls.as_deref(), &rpc_tls);
     let KeyringSetup { store, warnings, .. } =
         setup_keyring(&config.gossip, config.agent.data_dir.as_deref())?;
     for warning in &warnings {
@@ -392,6 +393,24 @@ async fn run(
     Ok(())
 }
 
+/// Logs a warning for each problem of the certificates in force (expired,
+/// not yet valid, expiring within 30 days, lacking the EKU or the
+/// `server.<dc>.<domain>` name the agent's role needs): the agent runs, but
+/// peers will refuse it or soon will.
+fn log_certificate_problems(
+    config: &Config,
+    https: Option<&TlsConfigurator>,
+    internal_rpc: &TlsConfigurator,
+) {
+    let agent = &config.agent;
+    for (stanza, configurator) in [("internal_rpc", Some(internal_rpc)), ("https", https)] {
+        let Some(configurator) = configurator else { continue };
+        for problem in certificate_problems(configurator, agent.server, &agent.datacenter) {
+            tracing::warn!("agent: tls.{stanza} certificate: {problem}");
+        }
+    }
+}
+
 /// The per-client connection limiters a reload updates.
 #[derive(Clone, Copy)]
 struct Limiters<'a> {
@@ -444,6 +463,7 @@ fn reload_config(
         configurator.swap(https);
     }
     let rpc = rpc_tls.swap(rpc);
+    log_certificate_problems(&loaded.config, https_tls, rpc_tls);
     let limits = loaded.config.agent.limits;
     limiters.http.set_max(limits.http_max_conns_per_client);
     limiters.rpc.set_max(limits.rpc_max_conns_per_client);

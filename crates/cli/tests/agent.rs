@@ -1006,6 +1006,9 @@ fn agent_self_reports_certificate_expiry_and_follows_a_sighup_reload() {
     let pem = std::fs::read_to_string(p("dc1-client-consul-0-key.pem")).unwrap();
     assert!(pem.lines().filter(|l| !l.starts_with("-----")).all(|l| !body.contains(l)));
     assert!(!body.contains("PRIVATE KEY") && !body.contains("-key.pem"), "{body}");
+    // The agent also said so in its log when it started.
+    let warning = "WARN agent: tls.internal_rpc certificate: expires within";
+    assert_eq!(agent.stderr().matches(warning).count(), 1, "{}", agent.stderr());
 
     // Point the agent at the 365-day certificate and reload.
     config_file(dir.path(), "agent", &config_for(1));
@@ -1023,6 +1026,14 @@ fn agent_self_reports_certificate_expiry_and_follows_a_sighup_reload() {
     );
     assert!(matches!(cert["DaysLeft"].as_i64(), Some(364 | 365)), "{cert}");
     assert_eq!(cert["Problems"], serde_json::json!([]));
+    // Nothing more to warn about after the reload.
+    assert_eq!(agent.stderr().matches(warning).count(), 1, "{}", agent.stderr());
+    // Back to the 10-day certificate: the reload warns again.
+    config_file(dir.path(), "agent", &config_for(0));
+    agent.signal("HUP");
+    wait_for("the second warning", Duration::from_secs(10), || {
+        agent.stderr().matches(warning).count() == 2
+    });
     let (code, _) = agent.stop("TERM");
     assert_eq!(code, Some(0));
 }

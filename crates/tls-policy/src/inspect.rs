@@ -108,9 +108,11 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Expired { not_after } => write!(f, "expired: not valid after {not_after} (UNIX)"),
+            Self::Expired { not_after } => {
+                write!(f, "expired: not valid after {}", rfc3339(*not_after))
+            }
             Self::NotYetValid { not_before } => {
-                write!(f, "not yet valid: not valid before {not_before} (UNIX)")
+                write!(f, "not yet valid: not valid before {}", rfc3339(*not_before))
             }
             Self::ExpiresSoon { days_left } => write!(f, "expires within {days_left} days"),
             Self::MissingEku { usage } => write!(f, "extended key usage lacks {usage}"),
@@ -376,6 +378,14 @@ mod tests {
         let r = report(1_709_164_800, 1_893_456_000);
         assert_eq!(r.not_before_rfc3339(), "2024-02-29T00:00:00Z");
         assert_eq!(r.not_after_rfc3339(), "2030-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn problem_dates_are_rfc3339() {
+        let expired = Problem::Expired { not_after: 1_893_456_000 };
+        assert_eq!(expired.to_string(), "expired: not valid after 2030-01-01T00:00:00Z");
+        let early = Problem::NotYetValid { not_before: 1_893_456_001 };
+        assert_eq!(early.to_string(), "not yet valid: not valid before 2030-01-01T00:00:01Z");
     }
 
     #[test]
