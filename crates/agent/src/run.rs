@@ -378,7 +378,7 @@ async fn run(
                 let _ = writeln!(out, "==> Reloading configuration...");
                 let _ = out.flush();
                 let limiters = Limiters { http: &http_limiter, rpc: &rpc_limiter };
-                reload_config(options, &log, https_tls.as_deref(), &rpc_tls, limiters);
+                reload_config(options, &config, &log, https_tls.as_deref(), &rpc_tls, limiters);
                 continue;
             }
         };
@@ -411,6 +411,32 @@ fn log_certificate_problems(
     }
 }
 
+/// The settings that differ between the running configuration and a
+/// reloaded one but only take effect on a restart (addresses, ports, names,
+/// the server role, the gossip verify flags).
+fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str> {
+    let (a, b) = (&running.agent, &new.agent);
+    let (p, q) = (&a.ports, &b.ports);
+    let (g, h) = (&running.gossip, &new.gossip);
+    [
+        ("datacenter", a.datacenter != b.datacenter),
+        ("node_name", a.node_name != b.node_name),
+        ("server", a.server != b.server),
+        ("bind_addr", a.bind_addr != b.bind_addr),
+        ("advertise_addr", a.advertise_addr != b.advertise_addr),
+        ("client_addr", a.client_addr != b.client_addr),
+        ("ports.http", p.http != q.http),
+        ("ports.https", p.https != q.https),
+        ("ports.serf_lan", p.serf_lan != q.serf_lan),
+        ("ports.server", p.server != q.server),
+        ("encrypt_verify_incoming", g.encrypt_verify_incoming != h.encrypt_verify_incoming),
+        ("encrypt_verify_outgoing", g.encrypt_verify_outgoing != h.encrypt_verify_outgoing),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect()
+}
+
 /// The per-client connection limiters a reload updates.
 #[derive(Clone, Copy)]
 struct Limiters<'a> {
@@ -426,6 +452,7 @@ struct Limiters<'a> {
 /// a reload.
 fn reload_config(
     options: &LoadOptions,
+    running: &Config,
     log: &LogHandle,
     https_tls: Option<&TlsConfigurator>,
     rpc_tls: &TlsConfigurator,
@@ -453,6 +480,11 @@ fn reload_config(
             return;
         }
     };
+    for key in restart_only_changes(running, &loaded.config) {
+        tracing::warn!(
+            "agent: {key} changed in the configuration; a reload does not apply it, restart the agent"
+        );
+    }
     let level = loaded.config.agent.log_level.as_str();
     if let Some(handle) = log
         && let Err(err) = handle.reload(EnvFilter::new(level))

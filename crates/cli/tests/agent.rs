@@ -1254,6 +1254,18 @@ fn connection_limits_from_config_apply_and_reload() {
     let out = agent.cli(&["members"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("limited"), "{}", text(&out.stdout));
+    assert!(!agent.stderr().contains("a reload does not apply it"), "{}", agent.stderr());
+
+    // A setting that needs a restart is named, not silently dropped.
+    let mut body = std::fs::read_to_string(&config).unwrap();
+    body.push_str("datacenter = \"dc9\"\n");
+    std::fs::write(&config, body).unwrap();
+    agent.signal("HUP");
+    wait_for("the restart warning", Duration::from_secs(10), || {
+        agent.stderr().contains(
+            "WARN agent: datacenter changed in the configuration; a reload does not apply it, restart the agent",
+        )
+    });
     drop((held_rpc, held_http));
 }
 
