@@ -364,7 +364,15 @@ async fn rpc_ping<C: Cluster>(state: &ApiState<C>, query: &str) -> Response<Full
             StatusCode::OK,
             &serde_json::json!({ "Addr": addr.to_string(), "TLS": report.tls, "Reused": report.reused }),
         ),
-        Err(err) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("rpc ping failed: {err}")),
+        Err(err) => {
+            // An answer that is not msgpack-RPC usually means a wrong port.
+            let hint = if matches!(err, crate::rpc::RpcError::Protocol { .. }) {
+                " (is this a Consul server's RPC port, ports.server?)"
+            } else {
+                ""
+            };
+            text(StatusCode::INTERNAL_SERVER_ERROR, &format!("rpc ping failed: {err}{hint}"))
+        }
     }
 }
 

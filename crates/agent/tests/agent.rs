@@ -697,4 +697,23 @@ async fn rpc_ping_route_decodes_its_query_and_checks_addr() {
     let answer = call(&with, "GET", "/v1/internal/rpc/ping?addr=127.0.0.1%3A1", "").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(answer.body.contains("127.0.0.1:1: cannot connect"), "{}", answer.body);
+    assert!(!answer.body.contains("ports.server"), "{}", answer.body);
+    // Something that is not an RPC port (an HTTP server answering junk): a hint.
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http_port = http.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read as _, Write as _};
+        let (mut conn, _) = http.accept().unwrap();
+        let mut buf = [0u8; 256];
+        let _ = conn.read(&mut buf);
+        let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    });
+    let uri = format!("/v1/internal/rpc/ping?addr=127.0.0.1:{http_port}");
+    let answer = call(&with, "GET", &uri, "").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        answer.body.contains("(is this a Consul server's RPC port, ports.server?)"),
+        "{}",
+        answer.body
+    );
 }
