@@ -102,9 +102,23 @@ pub fn run(args: &GenCerts, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     let pairs = args.pairs(&dir);
     if pairs.iter().all(|p| p.state() == (true, true)) {
-        // "Up to date" only if the CA still loads (and its key matches).
+        // "Up to date" only if the CA still loads (and its key matches) and
+        // every node certificate parses and names it as issuer.
         load_ca(&pairs[0].cert, &pairs[0].key)
             .context("the test PKI's CA cannot be used; run with --force to regenerate")?;
+        let ca_subject = subject_of(&pairs[0].cert)?;
+        for pair in &pairs[1..] {
+            let issuer = issuer_of(&pair.cert).with_context(|| {
+                format!("{}: run with --force to regenerate", pair.cert.display())
+            })?;
+            if issuer != ca_subject {
+                bail!(
+                    "{} was not issued by {}; run with --force to regenerate",
+                    pair.cert.display(),
+                    pairs[0].cert.display()
+                );
+            }
+        }
         writeln!(
             out,
             "test PKI in {} is up to date ({} files); use --force to regenerate",
@@ -150,6 +164,27 @@ pub fn run(args: &GenCerts, out: &mut dyn Write) -> anyhow::Result<()> {
         wrote(out, pair)?;
     }
     Ok(())
+}
+
+/// The raw subject and issuer names of the PEM certificate at `path`. A
+/// CA's name carries its random serial, so equal names mean the same CA
+/// (signatures are not checked: this is a test PKI's freshness check).
+fn names_of(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
+    let text = fs::read(path).with_context(|| format!("{}: reading", path.display()))?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not a PEM certificate: {e}", path.display()))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| anyhow::anyhow!("{}: not a certificate: {e}", path.display()))?;
+    Ok((cert.subject().as_raw().to_vec(), cert.issuer().as_raw().to_vec()))
+}
+
+fn subject_of(path: &Path) -> anyhow::Result<Vec<u8>> {
+    names_of(path).map(|(subject, _)| subject)
+}
+
+fn issuer_of(path: &Path) -> anyhow::Result<Vec<u8>> {
+    names_of(path).map(|(_, issuer)| issuer)
 }
 
 fn wrote(out: &mut dyn Write, pair: &Pair) -> io::Result<()> {
@@ -433,6 +468,20 @@ mod tests {
         assert!(err.to_string().contains("99999999"), "{err}");
 
         run_to_string(&args(&dir, 1, 0, false)).expect("a good set");
+        // A broken node certificate, then one from another CA.
+        let server = dir.join("dc1-server-consul-0.pem");
+        let good = fs::read(&server).expect("read");
+        fs::write(&server, "junk").expect("write");
+        let err = format!("{:#}", run_to_string(&args(&dir, 1, 0, false)).unwrap_err());
+        assert!(err.contains("dc1-server-consul-0.pem: run with --force"), "{err}");
+        let other = tmp.path().join("other");
+        run_to_string(&args(&other, 1, 0, false)).expect("another set");
+        fs::copy(other.join("dc1-server-consul-0.pem"), &server).expect("copy");
+        let err = run_to_string(&args(&dir, 1, 0, false)).unwrap_err().to_string();
+        assert!(err.contains("dc1-server-consul-0.pem was not issued by"), "{err}");
+        fs::write(&server, good).expect("restore");
+        run_to_string(&args(&dir, 1, 0, false)).expect("up to date again");
+
         fs::write(dir.join("consul-agent-ca.pem"), "garbage").expect("write");
         let err = format!("{:#}", run_to_string(&args(&dir, 1, 0, false)).unwrap_err());
         assert!(err.starts_with("the test PKI's CA cannot be used; run with --force"), "{err}");

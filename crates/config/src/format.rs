@@ -182,7 +182,7 @@ fn line_hint(line: &str) -> Option<String> {
         let body = body.trim_end().trim_end_matches('}');
         let is_block = !head.is_empty() && !head.contains('=');
         if is_block && body.matches('=').count() >= 2 {
-            let body = body.trim().trim_end_matches(',');
+            let body = with_commas(body.trim().trim_end_matches(','));
             // Never repeat a line that might hold the gossip key.
             let example = if body.contains("encrypt") {
                 format!("`{head} = {{ ... }}`")
@@ -196,6 +196,29 @@ fn line_hint(line: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// `a = 1  b = 2` as `a = 1, b = 2`: an object value needs commas between
+/// attributes on one line, which HCL1 blocks did not. Text that already has
+/// commas, or quotes (a value could hold spaces), is kept as written.
+fn with_commas(body: &str) -> String {
+    if body.contains(',') || body.contains('"') {
+        return body.to_owned();
+    }
+    let tokens: Vec<&str> = body.split_whitespace().collect();
+    let mut out = String::new();
+    for (i, token) in tokens.iter().enumerate() {
+        // A name followed by `=` starts a new attribute.
+        let starts_attribute = tokens.get(i + 1) == Some(&"=") && i > 0;
+        if starts_attribute {
+            out.push(',');
+        }
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(token);
+    }
+    out
 }
 
 /// For a line that opens a block and, on the same line, another block
@@ -273,6 +296,16 @@ mod tests {
     #[test]
     fn no_hint_for_ordinary_lines() {
         assert_eq!(line_hint("ports = { https = 8501, dns = 8600 }"), None);
+        // Without commas in the HCL1 line, the suggested object value has them.
+        let hint =
+            line_hint("limits { http_max_conns_per_client = 2  rpc_max_conns_per_client = 2 }")
+                .unwrap();
+        assert!(
+            hint.contains(
+                "`limits = { http_max_conns_per_client = 2, rpc_max_conns_per_client = 2 }`"
+            ),
+            "{hint}"
+        );
         assert_eq!(line_hint("encrypt = \"x\""), None);
         assert_eq!(line_hint("ports {"), None);
         assert_eq!(line_hint("tls = { internal_rpc = { verify_server_hostname = true } }"), None);

@@ -173,6 +173,25 @@ impl CertificateReport {
     }
 }
 
+/// What is wrong with a validity window at `now` (UNIX seconds), if anything.
+fn validity_problem(
+    not_before: i64,
+    not_after: i64,
+    now: i64,
+    expiry_warning: std::time::Duration,
+) -> Option<Problem> {
+    if now > not_after {
+        return Some(Problem::Expired { not_after });
+    }
+    if now < not_before {
+        return Some(Problem::NotYetValid { not_before });
+    }
+    let left = u64::try_from(not_after - now).unwrap_or(0);
+    // "Within N days" must hold: a part of a day counts as a day.
+    (left < expiry_warning.as_secs())
+        .then(|| Problem::ExpiresSoon { days_left: left.div_ceil(86_400) })
+}
+
 /// Seconds since the UNIX epoch as an RFC 3339 UTC timestamp; a value
 /// outside the years 1..9999 (never in a parsed certificate) is written as
 /// `@<seconds>`.
@@ -252,17 +271,8 @@ pub fn inspect_certificate(
     let not_after = validity.not_after.timestamp();
     let now = unix_secs(options.now);
 
-    let mut problems = Vec::new();
-    if now > not_after {
-        problems.push(Problem::Expired { not_after });
-    } else if now < not_before {
-        problems.push(Problem::NotYetValid { not_before });
-    } else {
-        let left = u64::try_from(not_after - now).unwrap_or(0);
-        if left < options.expiry_warning.as_secs() {
-            problems.push(Problem::ExpiresSoon { days_left: left / 86_400 });
-        }
-    }
+    let mut problems: Vec<Problem> =
+        validity_problem(not_before, not_after, now, options.expiry_warning).into_iter().collect();
     // As rustls-webpki checks it: with an EKU extension the usage must be
     // listed (anyExtendedKeyUsage does not count); without one, anything goes.
     if let Some(e) = &eku {
@@ -378,6 +388,20 @@ mod tests {
         let r = report(1_709_164_800, 1_893_456_000);
         assert_eq!(r.not_before_rfc3339(), "2024-02-29T00:00:00Z");
         assert_eq!(r.not_after_rfc3339(), "2030-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn expires_soon_counts_a_part_of_a_day_as_a_day() {
+        let end = 1_893_456_000;
+        let soon = |now: i64| match validity_problem(0, end, now, EXPIRY_WARNING) {
+            Some(Problem::ExpiresSoon { days_left }) => Some(days_left),
+            _ => None,
+        };
+        assert_eq!(soon(end - 31 * 86_400), None);
+        assert_eq!(soon(end - 5 * 86_400), Some(5));
+        assert_eq!(soon(end - 5 * 86_400 + 3), Some(5), "4 days 23:59:57 is within 5 days");
+        assert_eq!(soon(end - 4 * 86_400), Some(4));
+        assert_eq!(soon(end - 1), Some(1));
     }
 
     #[test]
