@@ -545,6 +545,11 @@ async fn join_seeds(
     unresolved: &[String],
 ) -> Result<usize, String> {
     let result = if seeds.is_empty() { Err(String::new()) } else { gossip.join(seeds).await };
+    if result.is_ok() {
+        for reason in unresolved {
+            tracing::warn!("agent: join: {reason}");
+        }
+    }
     result.map_err(|message| {
         let mut reasons: Vec<&str> = Vec::new();
         if !message.is_empty() {

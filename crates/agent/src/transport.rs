@@ -342,6 +342,10 @@ impl GossipNode {
         if ok == 0 {
             return Err(GossipError::Join { errors });
         }
+        // The join succeeded through other seeds; say which ones failed.
+        for (seed, error) in &errors {
+            tracing::warn!(%seed, %error, "join: could not join through this address");
+        }
         Ok(ok)
     }
 

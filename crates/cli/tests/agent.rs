@@ -642,6 +642,28 @@ fn failed_join_names_every_address_and_why() {
         ),
         "{stderr}"
     );
+
+    // One good address is enough; the bad ones are still named, as warnings.
+    let first = Agent::start("first", &dir.path().join("first"), &[]);
+    let second = Agent::start(
+        "second",
+        &dir.path().join("second"),
+        &[
+            format!("-join={}", first.lan_addr()),
+            "-join=no-such-host.invalid".to_owned(),
+            format!("-join={closed}"),
+        ],
+    );
+    let stderr = second.stderr();
+    assert!(stderr.contains("agent: join: no-such-host.invalid: cannot resolve: "), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("join: could not join through this address"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!("seed={closed}")) && line.contains("Connection refused"),
+        "{stderr}"
+    );
 }
 
 #[test]
