@@ -106,9 +106,9 @@ pub fn run(args: &GenCerts, out: &mut dyn Write) -> anyhow::Result<()> {
         // every node certificate parses and names it as issuer.
         load_ca(&pairs[0].cert, &pairs[0].key)
             .context("the test PKI's CA cannot be used; run with --force to regenerate")?;
-        let ca_subject = subject_of(&pairs[0].cert)?;
+        let (ca_subject, _) = names_of(&pairs[0].cert)?;
         for pair in &pairs[1..] {
-            let issuer = issuer_of(&pair.cert).with_context(|| {
+            let (_, issuer) = names_of(&pair.cert).with_context(|| {
                 format!("{}: run with --force to regenerate", pair.cert.display())
             })?;
             if issuer != ca_subject {
@@ -177,14 +177,6 @@ fn names_of(path: &Path) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
         .parse_x509()
         .map_err(|e| anyhow::anyhow!("{}: not a certificate: {e}", path.display()))?;
     Ok((cert.subject().as_raw().to_vec(), cert.issuer().as_raw().to_vec()))
-}
-
-fn subject_of(path: &Path) -> anyhow::Result<Vec<u8>> {
-    names_of(path).map(|(subject, _)| subject)
-}
-
-fn issuer_of(path: &Path) -> anyhow::Result<Vec<u8>> {
-    names_of(path).map(|(_, issuer)| issuer)
 }
 
 fn wrote(out: &mut dyn Write, pair: &Pair) -> io::Result<()> {

@@ -24,7 +24,7 @@ use std::time::Duration;
 use consul_sec_config::{Config, LoadOptions, load};
 use consul_sec_gossip::{Config as NodeConfig, GossipSecurity, KeyringSaver, Timing};
 use consul_sec_gossip_crypto::{KeySize, SecretKey};
-use consul_sec_tls_policy::TlsConfigurator;
+use consul_sec_tls_policy::{TlsConfigurator, TlsPolicy};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
@@ -190,10 +190,10 @@ async fn run(
     // TLS material for HTTPS is loaded before anything starts, as Consul's
     // TLS configurator is.
     let https_tls = match config.agent.ports.https {
-        Some(port) if config.tls.https.cert_file.is_none() => {
-            return Err(Error::HttpsWithoutCertificate { port });
+        Some(port) => {
+            https_has_certificate(port, &config.tls.https)?;
+            Some(Arc::new(TlsConfigurator::new(&config.tls.https).map_err(Error::Tls)?))
         }
-        Some(_) => Some(Arc::new(TlsConfigurator::new(&config.tls.https).map_err(Error::Tls)?)),
         None => None,
     };
     // Internal RPC TLS: the RPC port of servers and every agent's outgoing RPC.
@@ -393,6 +393,15 @@ async fn run(
     Ok(())
 }
 
+/// An HTTPS listener on `port` needs a certificate to serve (checked at
+/// start and on every reload; `validate` warns about the same).
+fn https_has_certificate(port: u16, policy: &TlsPolicy) -> Result<(), Error> {
+    match policy.cert_file {
+        Some(_) => Ok(()),
+        None => Err(Error::HttpsWithoutCertificate { port }),
+    }
+}
+
 /// Logs a warning for each problem of the certificates in force (expired,
 /// not yet valid, expiring within 30 days, lacking the EKU or the
 /// `server.<dc>.<domain>` name the agent's role needs): the agent runs, but
@@ -467,9 +476,12 @@ fn reload_config(
         }
     };
     let tls = &loaded.config.tls;
-    let https = https_tls.map(|_| match tls.https.cert_file {
-        None => Err("tls.https: cert_file and key_file are gone, but the HTTPS listener needs a certificate".to_owned()),
-        Some(_) => tls.https.load().map_err(|e| format!("tls.https: {e}")),
+    // The listener keeps its port until a restart; the reloaded policy must
+    // still give it a certificate.
+    let https_port = running.agent.ports.https;
+    let https = https_tls.zip(https_port).map(|(_, port)| {
+        https_has_certificate(port, &tls.https).map_err(|e| e.to_string())?;
+        tls.https.load().map_err(|e| format!("tls.https: {e}"))
     });
     let rpc = tls.internal_rpc.load().map_err(|e| format!("tls.internal_rpc: {e}"));
     let (https, rpc) = match (https.transpose(), rpc) {

@@ -2,10 +2,13 @@
 //! (request and response JSON, 400/404/405/500), the same over a socket
 //! with the API client, and HTTPS with client certificates.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::wait_until;
 use consul_sec_agent::api::{ApiState, respond, serve};
 use consul_sec_agent::client::{ApiClient, ClientOptions, KeyringAction};
 use consul_sec_agent::cluster::LocalCluster;
@@ -344,16 +347,6 @@ async fn connections_per_client_ip_are_limited_with_a_429() {
     wait_until(|| limiter.open(ip) == 0).await;
     assert_eq!(members(options).await.unwrap(), vec![member()]);
     stop.send(true).unwrap();
-}
-
-async fn wait_until(mut done: impl FnMut() -> bool) {
-    for _ in 0..500 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached in 5 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 //! connection pool, keyring forwarding, and a Go client through hashicorp's
 //! msgpack-RPC codec. Certificates come from consul-sec-pki.
 
+mod common;
 #[path = "rpc/support.rs"]
 mod support;
 
@@ -11,6 +12,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::wait_until;
 use consul_sec_agent::cluster::{Cluster, KeyOperation, KeyRequest};
 use consul_sec_agent::connlimit::ConnLimiter;
 use consul_sec_agent::keyring::KeyChange;
@@ -400,16 +402,6 @@ async fn connections_per_client_ip_are_limited() {
     // Closed connections free their places.
     drop(other);
     wait_until(|| limiter.open(server.addr.ip()) == 2).await;
-}
-
-async fn wait_until(mut done: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached in 2 s");
 }
 
 // --- acceptance 2: the policy in force -------------------------------------------------------

@@ -602,19 +602,22 @@ fn upshift_a_running_cluster_to_encryption_in_three_rolling_restarts() {
 fn failed_join_names_every_address_and_why() {
     let dir = tempfile::tempdir().unwrap();
     let closed = format!("127.0.0.1:{}", free_port());
-    let out = consul_sec()
-        .arg("agent")
-        .arg(format!("-data-dir={}", dir.path().display()))
-        .arg("-bind=127.0.0.1")
-        .arg(format!("-http-port={}", free_port()))
-        .arg(format!("-serf-lan-port={}", free_port()))
-        .arg(format!("-server-port={}", free_port()))
-        .arg("-join=no-such-host.invalid")
-        .arg(format!("-join={closed}"))
-        .output()
-        .unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // An agent that must join through `joins`: its exit code and stderr.
+    let join = |joins: &[&str]| {
+        let out = consul_sec()
+            .arg("agent")
+            .arg(format!("-data-dir={}", dir.path().display()))
+            .arg("-bind=127.0.0.1")
+            .arg(format!("-http-port={}", free_port()))
+            .arg(format!("-serf-lan-port={}", free_port()))
+            .arg(format!("-server-port={}", free_port()))
+            .args(joins.iter().map(|address| format!("-join={address}")))
+            .output()
+            .unwrap();
+        (out.status.code(), text(&out.stderr))
+    };
+    let (code, stderr) = join(&["no-such-host.invalid", &closed]);
+    assert_eq!(code, Some(1), "{stderr}");
     let line = stderr.lines().find(|l| l.contains("Failed to join")).unwrap_or_default();
     assert!(
         line.starts_with(&format!("Error: Failed to join no-such-host.invalid, {closed}: ")),
@@ -624,18 +627,8 @@ fn failed_join_names_every_address_and_why() {
     assert!(!line.contains(&format!("{closed}: {closed}")), "address said twice: {line}");
     assert!(line.contains("no-such-host.invalid: cannot resolve: "), "{line}");
     // Only the unresolvable name: still a reason, never an empty message.
-    let out = consul_sec()
-        .arg("agent")
-        .arg(format!("-data-dir={}", dir.path().display()))
-        .arg("-bind=127.0.0.1")
-        .arg(format!("-http-port={}", free_port()))
-        .arg(format!("-serf-lan-port={}", free_port()))
-        .arg(format!("-server-port={}", free_port()))
-        .arg("-join=no-such-host.invalid")
-        .output()
-        .unwrap();
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = join(&["no-such-host.invalid"]);
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains(
             "Error: Failed to join no-such-host.invalid: no-such-host.invalid: cannot resolve: "
@@ -746,6 +739,22 @@ fn sighup_reloads_the_https_certificates() {
     wait_for("the abort line", Duration::from_secs(5), || {
         agent.stderr().contains("Failed to reload configs: nothing was changed")
     });
+    assert_eq!(agent.stderr().matches("reloaded configuration").count(), reloads);
+    assert!(members_with("two"));
+
+    // A reload that takes the certificate away from the HTTPS listener is
+    // refused the same way.
+    std::fs::write(
+        &config,
+        serde_json::json!({"ports": {"https": https}, "tls": {"https": {"ca_file": l("ca.pem")}}})
+            .to_string(),
+    )
+    .unwrap();
+    agent.signal("HUP");
+    let refused = format!(
+        "Failed reloading tls configuration: ports.https is {https} but tls.https has no cert_file and key_file"
+    );
+    wait_for("the refused reload", Duration::from_secs(10), || agent.stderr().contains(&refused));
     assert_eq!(agent.stderr().matches("reloaded configuration").count(), reloads);
     assert!(members_with("two"));
 }

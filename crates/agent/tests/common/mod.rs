@@ -24,3 +24,14 @@ pub(crate) fn free_port() -> u16 {
 pub(crate) fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
+
+/// Polls `done` every 10 ms until it holds; panics after 5 s.
+pub(crate) async fn wait_until(mut done: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached in 5 s");
+}
